@@ -1,0 +1,152 @@
+//! The resolver chain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::engine::{self, Goal, Step, Style};
+use super::{Attempt, Failures, Plan};
+use crate::candidate::{rank_candidates, Candidate};
+use crate::config::{ChainMode, Settings};
+use crate::context::Context;
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::resolver::AddressResolver;
+
+/// Resolvers in order, with the plan that runs them.
+#[derive(Clone)]
+pub struct ResolverChain {
+    plan: Plan,
+    steps: Vec<(String, Arc<dyn AddressResolver>)>,
+}
+
+impl std::fmt::Debug for ResolverChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverChain")
+            .field("plan", &self.plan)
+            .field("steps", &self.names())
+            .finish()
+    }
+}
+
+/// What a resolver chain run produced.
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct ResolveReport {
+    /// Candidates, best first, duplicates merged.
+    pub candidates: Vec<Candidate>,
+    /// One record per strategy in the order configured.
+    pub attempts: Vec<Attempt>,
+    /// The errors behind failed attempts.
+    #[serde(skip)]
+    pub failures: Failures,
+    /// Run time of the whole chain.
+    #[serde(rename = "elapsed_ms", serialize_with = "super::super::serde_millis")]
+    pub elapsed: Duration,
+}
+
+impl ResolverChain {
+    /// An empty chain.
+    pub fn new(plan: Plan) -> Self {
+        Self {
+            plan,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Appends a resolver.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, resolver: Arc<dyn AddressResolver>) -> Self {
+        self.steps.push((name.into(), resolver));
+        self
+    }
+
+    /// The chain `[resolve]` describes, built from the registry.
+    pub fn from_settings(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
+        let section = &settings.config().resolve;
+        let mut chain = Self::new(Plan::from_config(section));
+        for (i, name) in section.order.iter().enumerate() {
+            let resolver = registry.resolver(name, &format!("resolve.order[{i}]"), settings)?;
+            chain = chain.with(name.clone(), resolver);
+        }
+        Ok(chain)
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    /// Replaces the plan.
+    #[must_use]
+    pub fn with_plan(mut self, plan: Plan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// Strategy names in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.steps.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Runs the chain.
+    pub async fn resolve(&self, ctx: &Context) -> ResolveReport {
+        let started = Instant::now();
+        let names: Vec<String> = self.steps.iter().map(|(n, _)| n.clone()).collect();
+        let steps: Vec<(String, Step<Candidate>)> = self
+            .steps
+            .iter()
+            .map(|(name, resolver)| {
+                let resolver = Arc::clone(resolver);
+                let ctx = ctx.clone();
+                let step: Step<Candidate> = Box::new(move |tx, index, _stop| {
+                    Box::pin(async move {
+                        for candidate in resolver.resolve(&ctx).await? {
+                            if tx.send((index, candidate)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    })
+                });
+                (name.clone(), step)
+            })
+            .collect();
+        let mut goal = FirstOrAll {
+            names,
+            merge_all: self.plan.mode == ChainMode::All,
+            candidates: Vec::new(),
+        };
+        let style = Style {
+            cooperative: false,
+            window_ends_empty: false,
+        };
+        let run = engine::run(self.plan, style, steps, &mut goal).await;
+        ResolveReport {
+            candidates: rank_candidates(goal.candidates),
+            attempts: run.attempts,
+            failures: run.failures,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+struct FirstOrAll {
+    names: Vec<String>,
+    merge_all: bool,
+    candidates: Vec<Candidate>,
+}
+
+impl Goal<(usize, Candidate)> for FirstOrAll {
+    fn item(&mut self, (index, mut candidate): (usize, Candidate)) -> bool {
+        candidate.strategy.clone_from(&self.names[index]);
+        self.candidates.push(candidate);
+        false
+    }
+
+    fn step_done(&mut self, found: usize) -> bool {
+        !self.merge_all && found > 0
+    }
+}

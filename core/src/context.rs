@@ -1,0 +1,90 @@
+//! What every strategy gets: settings, identity, interface filter, the confirmation listener, and
+//! a cancellation token for the whole operation.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Settings};
+use crate::confirm::Confirmer;
+use crate::error::{Error, FailureKind, StrategyError};
+use crate::identity::Identity;
+use crate::interfaces::{Interface, InterfaceFilter};
+
+/// Shared, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    identity: Arc<Identity>,
+    filter: InterfaceFilter,
+    confirmer: Option<Confirmer>,
+    cancel: CancellationToken,
+}
+
+/// The confirmation listener was not started for this context.
+#[derive(Debug, thiserror::Error)]
+#[error("this operation runs without a confirmation listener")]
+pub struct NoListener;
+
+impl Context {
+    /// A context; `confirmer` is `None` for operations that never self-confirm.
+    pub fn new(
+        settings: Settings,
+        identity: Arc<Identity>,
+        confirmer: Option<Confirmer>,
+    ) -> Result<Self, Error> {
+        let filter = InterfaceFilter::new(&settings.config().interfaces)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                identity,
+                filter,
+                confirmer,
+                cancel: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The loaded settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The typed configuration.
+    pub fn config(&self) -> &Config {
+        self.inner.settings.config()
+    }
+
+    /// This device's key.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.inner.identity
+    }
+
+    /// The `[interfaces]` allow/deny filter.
+    pub fn filter(&self) -> &InterfaceFilter {
+        &self.inner.filter
+    }
+
+    /// The interfaces the filter permits.
+    pub fn interfaces(&self) -> Result<Vec<Interface>, Error> {
+        self.inner.filter.list()
+    }
+
+    /// The confirmation listener, or an error a strategy can return as is.
+    pub fn confirmer(&self) -> Result<&Confirmer, StrategyError> {
+        self.inner
+            .confirmer
+            .as_ref()
+            .ok_or_else(|| StrategyError::try_next(FailureKind::NotApplicable, NoListener))
+    }
+
+    /// Cancelled when the whole operation is abandoned (Ctrl-C, embedding program shutting down).
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+}

@@ -1,0 +1,253 @@
+//! The crate's error type and the error every strategy reports to the chain runner.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::registry::StrategyKind;
+
+/// Everything that can go wrong inside `localpair-core`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `--config FILE` named a file that does not exist; an explicit path is never optional.
+    #[error("config file {path} does not exist")]
+    ConfigFileMissing {
+        /// The path that was given.
+        path: PathBuf,
+    },
+    /// A config value has the wrong type or shape; figment's message names the key and its source.
+    #[error("invalid config: {0}")]
+    Config(#[from] Box<figment::Error>),
+    /// A chain's `order` names a strategy that no linked crate registered.
+    #[error("unknown {kind} strategy `{name}` in `{key}`; known {kind}s: {known}")]
+    UnknownStrategy {
+        /// Resolver or discoverer.
+        kind: StrategyKind,
+        /// The name as written.
+        name: String,
+        /// The config key holding the name, e.g. `resolve.order`.
+        key: String,
+        /// Comma-separated names that are registered.
+        known: String,
+    },
+    /// A `[strategies.<name>]` table names a strategy that no linked crate registered.
+    #[error("config table `strategies.{name}` names no registered strategy; known: {known}")]
+    UnknownStrategyTable {
+        /// The table name as written.
+        name: String,
+        /// Comma-separated names that are registered.
+        known: String,
+    },
+    /// Two linked crates registered the same strategy name.
+    #[error("strategy `{name}` is registered twice (by {first} and by {second})")]
+    DuplicateStrategy {
+        /// The contested name.
+        name: String,
+        /// Crate of the first registration.
+        first: String,
+        /// Crate of the second registration.
+        second: String,
+    },
+    /// An interface allow/deny glob does not parse.
+    #[error("invalid glob `{pattern}` in `{key}`: {reason}")]
+    InvalidPattern {
+        /// The config key, e.g. `interfaces.deny`.
+        key: String,
+        /// The pattern as written.
+        pattern: String,
+        /// What the glob parser said.
+        reason: String,
+    },
+    /// The OS refused to list network interfaces.
+    #[error("cannot list network interfaces: {0}")]
+    Interfaces(#[source] std::io::Error),
+    /// The device key could not be read, written or generated.
+    #[error("device identity at {path}: {reason}")]
+    Identity {
+        /// The key file, or `<ephemeral>`.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A TLS configuration or session failed.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A socket operation failed; `op` names the call (e.g. `bind 0.0.0.0:0`).
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A wait ran past its limit.
+    #[error("{what} timed out after {} ms", after.as_millis())]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// A frame announced a length over the cap; it was not read.
+    #[error("frame of {len} bytes exceeds the {cap}-byte cap")]
+    FrameTooLarge {
+        /// Announced length.
+        len: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// A frame's bytes do not form a valid message.
+    #[error("malformed frame: {reason}")]
+    MalformedFrame {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The confirmation code came back through a different local address than the one probed,
+    /// or never came back.
+    #[error("address {ip} is not confirmed: {reason}")]
+    NotConfirmed {
+        /// The probed address.
+        ip: IpAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The confirmation listener has shut down.
+    #[error("the confirmation listener is not running")]
+    ListenerClosed,
+}
+
+impl Error {
+    pub(crate) fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            op: op.into(),
+            source,
+        }
+    }
+}
+
+/// What the chain runner does after a strategy failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum OnError {
+    /// The failure is local to this strategy: run the next one.
+    TryNext,
+    /// Nothing later in the chain can succeed (bad config, an impostor): stop the chain.
+    Stop,
+}
+
+/// How specific a failure is; when every strategy fails the chain reports the most specific one,
+/// because "the key did not match" explains more than "nothing answered".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The strategy does not apply here (no IPv6, feature off).
+    NotApplicable,
+    /// The strategy ran and found nothing.
+    NothingFound,
+    /// A wait expired.
+    Timeout,
+    /// The network refused or dropped what we sent (no route, unreachable, filtered).
+    Network,
+    /// A local OS call failed (bind, interface listing).
+    Io,
+    /// A peer answered with something we could not understand.
+    Protocol,
+    /// The strategy's own configuration is unusable.
+    Config,
+    /// A peer failed authentication: wrong key, wrong proof.
+    Security,
+}
+
+/// The error a strategy hands to the chain runner: its own error, plus how the chain should react
+/// and how specific the failure is.
+#[derive(Debug)]
+pub struct StrategyError {
+    on_error: OnError,
+    kind: FailureKind,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl StrategyError {
+    /// A failure after which the chain should try the next strategy.
+    pub fn try_next(
+        kind: FailureKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            on_error: OnError::TryNext,
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// A failure after which the chain should stop.
+    pub fn stop(
+        kind: FailureKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            on_error: OnError::Stop,
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// What the chain does next.
+    pub fn on_error(&self) -> OnError {
+        self.on_error
+    }
+
+    /// How specific the failure is.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// The strategy's own error, for downcasting.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl fmt::Display for StrategyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)?;
+        let mut cause = self.source.source();
+        while let Some(inner) = cause {
+            write!(f, ": {inner}")?;
+            cause = inner.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StrategyError {}
+
+impl From<Error> for StrategyError {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::ConfigFileMissing { .. }
+            | Error::Config(_)
+            | Error::UnknownStrategy { .. }
+            | Error::UnknownStrategyTable { .. }
+            | Error::DuplicateStrategy { .. }
+            | Error::InvalidPattern { .. } => FailureKind::Config,
+            Error::Timeout { .. } => FailureKind::Timeout,
+            Error::FrameTooLarge { .. } | Error::MalformedFrame { .. } => FailureKind::Protocol,
+            Error::Tls(_) => FailureKind::Security,
+            Error::NotConfirmed { .. } => FailureKind::Network,
+            _ => FailureKind::Io,
+        };
+        if kind == FailureKind::Config {
+            Self::stop(kind, error)
+        } else {
+            Self::try_next(kind, error)
+        }
+    }
+}

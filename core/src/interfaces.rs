@@ -1,0 +1,310 @@
+//! Network interfaces: listing, allow/deny filtering, classification, and private-address tests.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+
+use serde::{Deserialize, Serialize};
+
+use crate::candidate::InterfaceClass;
+use crate::config::InterfacesConfig;
+use crate::error::Error;
+
+/// One address of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InterfaceAddr {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// IPv4 broadcast address, when the interface has one.
+    pub broadcast: Option<Ipv4Addr>,
+}
+
+/// An interface with all its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Interface {
+    /// OS name, e.g. `eth0`.
+    pub name: String,
+    /// OS index (the IPv6 scope id).
+    pub index: Option<u32>,
+    /// Our classification.
+    pub class: InterfaceClass,
+    /// Operationally up.
+    pub up: bool,
+    /// Point-to-point link (typical of tunnels).
+    pub point_to_point: bool,
+    /// Its addresses.
+    pub addrs: Vec<InterfaceAddr>,
+}
+
+impl Interface {
+    /// Whether `ip` lies inside one of this interface's subnets.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.addrs
+            .iter()
+            .any(|a| same_subnet(a.ip, ip, a.prefix_len))
+    }
+
+    /// Whether one of the addresses is exactly `ip`.
+    pub fn has_addr(&self, ip: IpAddr) -> bool {
+        self.addrs.iter().any(|a| a.ip == ip)
+    }
+}
+
+/// Whether `a` and `b` share the first `prefix_len` bits (false across families).
+pub fn same_subnet(a: IpAddr, b: IpAddr, prefix_len: u8) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let bits = u32::from(prefix_len.min(32));
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let bits = u32::from(prefix_len.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Private addresses a LAN peer can use: IPv4 RFC 1918 and 169.254/16, IPv6 ULA fc00::/7 and
+/// link-local fe80::/10 (which needs the interface index as its scope).
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => is_unique_local(v6) || v6.is_unicast_link_local(),
+    }
+}
+
+fn is_unique_local(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xfe00 == 0xfc00
+}
+
+/// Classifies an interface by its name (and loopback flag). Names are what the OS and the usual
+/// tools assign; a renamed interface falls back to [`InterfaceClass::Unknown`].
+pub fn classify(name: &str, loopback: bool) -> InterfaceClass {
+    const BRIDGES: &[&str] = &[
+        "docker", "br-", "virbr", "vboxnet", "vmnet", "veth", "cni", "flannel", "lxcbr", "lxdbr",
+        "podman", "vnet", "kube", "cali", "weave",
+    ];
+    const VPNS: &[&str] = &[
+        "tun", "tap", "wg", "utun", "tailscale", "zt", "ppp", "ipsec", "nordlynx", "proton", "gpd",
+    ];
+    const PHYSICAL: &[&str] = &["eth", "en", "wl", "wlan", "wifi", "ath", "em", "bond"];
+    if loopback || name == "lo" || name.starts_with("lo0") {
+        return InterfaceClass::Loopback;
+    }
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
+    if starts(BRIDGES) {
+        InterfaceClass::VirtualBridge
+    } else if starts(VPNS) {
+        InterfaceClass::Vpn
+    } else if starts(PHYSICAL) {
+        InterfaceClass::Physical
+    } else {
+        InterfaceClass::Unknown
+    }
+}
+
+/// The `[interfaces]` allow/deny globs, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct InterfaceFilter {
+    allow: Vec<glob::Pattern>,
+    deny: Vec<glob::Pattern>,
+    include_loopback: bool,
+}
+
+impl InterfaceFilter {
+    /// Compiles the globs; a bad pattern names its key.
+    pub fn new(config: &InterfacesConfig) -> Result<Self, Error> {
+        let compile = |key: &str, patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| {
+                    glob::Pattern::new(p).map_err(|e| Error::InvalidPattern {
+                        key: key.to_owned(),
+                        pattern: p.clone(),
+                        reason: e.msg.to_owned(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            allow: compile("interfaces.allow", &config.allow)?,
+            deny: compile("interfaces.deny", &config.deny)?,
+            include_loopback: config.include_loopback,
+        })
+    }
+
+    /// Whether an interface name passes: on the allow list (or the list is empty) and not denied.
+    pub fn permits(&self, name: &str, class: InterfaceClass) -> bool {
+        if class == InterfaceClass::Loopback && !self.include_loopback && self.allow.is_empty() {
+            return false;
+        }
+        let allowed = self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name));
+        allowed && !self.deny.iter().any(|p| p.matches(name))
+    }
+
+    /// Lists the interfaces this filter permits.
+    pub fn list(&self) -> Result<Vec<Interface>, Error> {
+        Ok(list_all()?
+            .into_iter()
+            .filter(|i| self.permits(&i.name, i.class))
+            .collect())
+    }
+}
+
+/// Lists every interface with its addresses, unfiltered, in OS order.
+pub fn list_all() -> Result<Vec<Interface>, Error> {
+    let raw = if_addrs::get_if_addrs().map_err(Error::Interfaces)?;
+    let mut out: Vec<Interface> = Vec::new();
+    for entry in raw {
+        let addr = match &entry.addr {
+            if_addrs::IfAddr::V4(v4) => InterfaceAddr {
+                ip: IpAddr::V4(v4.ip),
+                prefix_len: v4.prefixlen,
+                broadcast: v4.broadcast,
+            },
+            if_addrs::IfAddr::V6(v6) => InterfaceAddr {
+                ip: IpAddr::V6(v6.ip),
+                prefix_len: v6.prefixlen,
+                broadcast: None,
+            },
+        };
+        match out.iter_mut().find(|i| i.name == entry.name) {
+            Some(existing) => existing.addrs.push(addr),
+            None => out.push(Interface {
+                class: classify(&entry.name, entry.is_loopback()),
+                name: entry.name.clone(),
+                index: entry.index,
+                up: entry.is_oper_up() || entry.oper_status == if_addrs::IfOperStatus::Unknown,
+                point_to_point: entry.is_p2p(),
+                addrs: vec![addr],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The source address the OS would use to reach `target`: a UDP socket is connected, which makes
+/// the kernel pick a route and a source address, and nothing is sent.
+pub fn preferred_source(target: SocketAddr) -> std::io::Result<IpAddr> {
+    let bind: SocketAddr = match target {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.connect(target)?;
+    Ok(socket.local_addr()?.ip())
+}
+
+/// Addresses whose route the OS is asked about: documentation ranges (RFC 5737, RFC 3849), which
+/// follow the default route like any public address and are never really contacted.
+pub const DEFAULT_ROUTE_PROBES: [&str; 2] = ["192.0.2.1:9", "[2001:db8::1]:9"];
+
+/// Names of the interfaces that hold the default route, found by asking the OS which source
+/// address it would use for the probe targets.
+pub fn default_route_interfaces(interfaces: &[Interface], probes: &[SocketAddr]) -> Vec<String> {
+    let mut names = Vec::new();
+    for probe in probes {
+        let Ok(source) = preferred_source(*probe) else {
+            continue;
+        };
+        if let Some(i) = interfaces.iter().find(|i| i.has_addr(source))
+            && !names.contains(&i.name)
+        {
+            names.push(i.name.clone());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(allow: &[&str], deny: &[&str]) -> InterfaceFilter {
+        InterfaceFilter::new(&InterfacesConfig {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+            include_loopback: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn classes_by_name() {
+        for (name, class) in [
+            ("eth0", InterfaceClass::Physical),
+            ("enp3s0", InterfaceClass::Physical),
+            ("wlan0", InterfaceClass::Physical),
+            ("wlp2s0", InterfaceClass::Physical),
+            ("docker0", InterfaceClass::VirtualBridge),
+            ("br-1a2b", InterfaceClass::VirtualBridge),
+            ("virbr0", InterfaceClass::VirtualBridge),
+            ("vboxnet0", InterfaceClass::VirtualBridge),
+            ("vmnet8", InterfaceClass::VirtualBridge),
+            ("veth12ab", InterfaceClass::VirtualBridge),
+            ("tun0", InterfaceClass::Vpn),
+            ("tap1", InterfaceClass::Vpn),
+            ("wg0", InterfaceClass::Vpn),
+            ("utun3", InterfaceClass::Vpn),
+            ("tailscale0", InterfaceClass::Vpn),
+            ("zt5u4r", InterfaceClass::Vpn),
+            ("lo", InterfaceClass::Loopback),
+            ("mystery", InterfaceClass::Unknown),
+        ] {
+            assert_eq!(classify(name, false), class, "{name}");
+        }
+    }
+
+    #[test]
+    fn private_ranges() {
+        for ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "169.254.1.1"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["fd00::1", "fc12::1", "fe80::1"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "100.64.0.1", "2001:db8::1", "127.0.0.1", "::1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn allow_deny_globs() {
+        let f = filter(&[], &["docker*", "veth*"]);
+        assert!(f.permits("eth0", InterfaceClass::Physical));
+        assert!(!f.permits("docker0", InterfaceClass::VirtualBridge));
+        assert!(!f.permits("lo", InterfaceClass::Loopback));
+        let f = filter(&["wl*"], &[]);
+        assert!(f.permits("wlan0", InterfaceClass::Physical));
+        assert!(!f.permits("eth0", InterfaceClass::Physical));
+        let f = filter(&["lo"], &[]);
+        assert!(f.permits("lo", InterfaceClass::Loopback));
+    }
+
+    #[test]
+    fn bad_glob_names_its_key() {
+        let err = InterfaceFilter::new(&InterfacesConfig {
+            allow: vec![],
+            deny: vec!["[".into()],
+            include_loopback: false,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("interfaces.deny"), "{err}");
+    }
+
+    #[test]
+    fn subnets() {
+        let a: IpAddr = "10.0.0.5".parse().unwrap();
+        assert!(same_subnet(a, "10.0.0.200".parse().unwrap(), 24));
+        assert!(!same_subnet(a, "10.0.1.5".parse().unwrap(), 24));
+        assert!(same_subnet(a, "1.2.3.4".parse().unwrap(), 0));
+        let b: IpAddr = "fe80::1".parse().unwrap();
+        assert!(same_subnet(b, "fe80::2".parse().unwrap(), 64));
+        assert!(!same_subnet(a, b, 0));
+    }
+}

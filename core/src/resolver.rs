@@ -1,0 +1,19 @@
+//! The address-resolution concern: which of my addresses can a peer reach?
+
+use async_trait::async_trait;
+
+use crate::candidate::Candidate;
+use crate::context::Context;
+use crate::error::StrategyError;
+
+/// Finds addresses of this device that peers may reach.
+///
+/// Implementations answer once: an empty list means "nothing found here", an error says why and
+/// whether the chain should go on ([`StrategyError::try_next`]) or stop ([`StrategyError::stop`]).
+/// The chain runner drops the future when the strategy times out or loses a race, so hold sockets
+/// in locals that close on drop.
+#[async_trait]
+pub trait AddressResolver: Send + Sync + 'static {
+    /// Resolves candidates, best first.
+    async fn resolve(&self, ctx: &Context) -> Result<Vec<Candidate>, StrategyError>;
+}

@@ -1,0 +1,80 @@
+//! Network lab for localpair's tests: a virtual LAN built from Linux network namespaces.
+//!
+//! A [`Lab`] is a "switch" namespace holding a bridge plus one namespace per [`Host`], joined by veth pairs that
+//! are created directly inside the namespaces. Nothing touches the root namespace, so tests never send a packet
+//! onto a real network. On a host you can run closures ([`Host::run`], [`Host::spawn`]) or programs
+//! ([`Host::command`], [`Host::exec`]), inject faults with nftables ([`Host::drop_udp`], [`Host::udp_loss`],
+//! [`Host::set_isolated`], ...), change its address ([`Host::move_to`]) and capture packets ([`Host::capture`]).
+//! Dropping the lab deletes everything, also when the test panics.
+//!
+//! Needs root, `ip` (iproute2) and `nft` (nftables); packet capture also needs `tcpdump`. Start every lab test with
+//! [`lab_or_skip!`]: it skips when the lab cannot run here, except under `CI=...`, where it fails.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! use localpair_lab::{lab_or_skip, HostSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let lab = lab_or_skip!("doc_example", Ok(()));
+//! let server = lab.add_host(HostSpec::new())?;
+//! let client = lab.add_host(HostSpec::new().default_route(false))?;
+//!
+//! // Threads created inside the closure (a tokio runtime, say) stay in the host's namespace.
+//! let listener = server.run(|| TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 7000)))??;
+//! let addr = server.addr();
+//! let sent = client.spawn(move || -> std::io::Result<()> {
+//!     TcpStream::connect((addr, 7000))?.write_all(b"hello")
+//! })?;
+//! let (mut conn, _) = listener.accept()?;
+//! let mut got = String::new();
+//! conn.read_to_string(&mut got)?;
+//! sent.join()?;
+//! assert_eq!(got, "hello");
+//!
+//! server.drop_udp()?; // until clear_faults()
+//! println!("{}", client.exec(["ip", "-j", "addr"])?);
+//! # Ok(())
+//! # }
+//! ```
+
+mod capture;
+mod error;
+mod fault;
+mod host;
+mod lab;
+mod netns;
+mod process;
+mod spec;
+
+pub use capture::Capture;
+pub use error::LabError;
+pub use fault::Faults;
+pub use host::Host;
+pub use lab::Lab;
+pub use netns::NsThread;
+pub use process::{ChildGuard, localpair_bin, workspace_bin};
+pub use spec::{DEFAULT_GATEWAY, HostSpec};
+
+/// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.
+///
+/// `lab_or_skip!("name")` returns `()`; `lab_or_skip!("name", value)` returns `value` (e.g. `Ok(())`). When the
+/// env var `CI` is set and non-empty it fails the test instead of skipping (see [`Lab::new_or_skip`]).
+///
+/// ```no_run
+/// # fn t() {
+/// let lab = localpair_lab::lab_or_skip!("my_test");
+/// # }
+/// ```
+#[macro_export]
+macro_rules! lab_or_skip {
+    ($test_name:expr) => {
+        $crate::lab_or_skip!($test_name, ())
+    };
+    ($test_name:expr, $skipped:expr) => {
+        match $crate::Lab::new_or_skip($test_name) {
+            ::core::option::Option::Some(lab) => lab,
+            ::core::option::Option::None => return $skipped,
+        }
+    };
+}
