@@ -1,1 +1,61 @@
-//! x
+//! The `localpair` command line, as a library so a custom binary can add strategy crates and
+//! reuse the whole CLI.
+//!
+//! Strategies register themselves when their crate is linked; this crate links every built-in
+//! one. A custom binary links its own crate too and calls [`main`]:
+//!
+//! ```no_run
+//! // use my_strategy as _; // the crate that calls localpair_core::register_resolver!
+//! fn main() -> std::process::ExitCode {
+//!     localpair_cli::main()
+//! }
+//! ```
+//!
+//! Exit status: 0 on success, 1 when the operation failed (one line on stderr says why), 2 on bad
+//! usage or configuration. With `--json` every command prints exactly one JSON object on stdout.
+
+mod args;
+mod commands;
+mod error;
+mod logging;
+mod output;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+pub use args::{Args, Command};
+pub use error::Error;
+
+// The linker drops a crate nobody references, and its registrations with it.
+use localpair_interface_sweep as _;
+use localpair_outbound_route as _;
+
+/// Runs the CLI on the process arguments.
+pub fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// Runs the CLI on the given arguments (the first one is the program name).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    logging::init(args.verbose, args.quiet);
+    match commands::execute(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            output::error_line(&error);
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -193,7 +193,24 @@ fn defaults() -> Figment {
     Figment::from(Serialized::defaults(Config::default()))
 }
 
-fn environment() -> Env {
+/// `LOCALPAIR_*` variables, named in errors the way the user typed them
+/// (`LOCALPAIR_RESOLVE__MODE`), not figment's dotted form.
+struct Environment(Env);
+
+impl figment::Provider for Environment {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable")
+            .interpolater(|_, keys| format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase()))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.0.data()
+    }
+}
+
+fn environment() -> Environment {
     const SECTIONS: [&str; 6] = [
         "device",
         "resolve",
@@ -203,10 +220,10 @@ fn environment() -> Env {
         "strategies",
     ];
     // Only keys under our sections: LOCALPAIR_BIN, LOCALPAIR_LOG and the like are not config.
-    Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+    Environment(Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
         let first = key.as_str().split('.').next().unwrap_or_default();
         SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(first))
-    })
+    }))
 }
 
 impl Settings {
@@ -227,7 +244,9 @@ impl Settings {
                 if !path.is_file() {
                     return Err(Error::ConfigFileMissing { path });
                 }
-                defaults().merge(Toml::file_exact(path)).merge(environment())
+                defaults()
+                    .merge(Toml::file_exact(path))
+                    .merge(environment())
             }
             Source::Toml(text) => defaults().merge(Toml::string(&text)),
         };
@@ -369,7 +388,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err, reason = "figment's Jail API fixes the error type")]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment's Jail API fixes the error type"
+    )]
     fn environment_overrides_with_double_underscore() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LOCALPAIR_RESOLVE__STAGGER_MS", "77");

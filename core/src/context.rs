@@ -50,6 +50,24 @@ impl Context {
         })
     }
 
+    /// Everything an operation needs, from the settings alone: the device key (from
+    /// `device.state_dir`, or a fresh one), the device name (`device.name`, or the host name), and
+    /// a running confirmation listener.
+    pub fn start(settings: Settings) -> Result<Self, Error> {
+        let device = &settings.config().device;
+        let name = if device.name.is_empty() {
+            crate::identity::host_name()
+        } else {
+            device.name.clone()
+        };
+        let identity = Arc::new(match &device.state_dir {
+            Some(dir) => Identity::load_or_create(dir, name)?,
+            None => Identity::ephemeral(name)?,
+        });
+        let confirmer = Confirmer::start(Arc::clone(&identity), settings.config().confirm.clone())?;
+        Self::new(settings, identity, Some(confirmer))
+    }
+
     /// The loaded settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings

@@ -29,7 +29,11 @@ pub struct PeerSink {
 }
 
 impl PeerSink {
-    pub(crate) fn new(step: usize, tx: mpsc::Sender<(usize, Peer)>, stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        step: usize,
+        tx: mpsc::Sender<(usize, Peer)>,
+        stop: CancellationToken,
+    ) -> Self {
         Self { step, tx, stop }
     }
 

@@ -11,7 +11,10 @@ use crate::error::Error;
 pub const MAX_FRAME: usize = 8 * 1024;
 
 /// Reads one frame of at most `cap` bytes.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, cap: usize) -> Result<Vec<u8>, Error> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    cap: usize,
+) -> Result<Vec<u8>, Error> {
     let mut header = [0u8; 2];
     reader
         .read_exact(&mut header)
@@ -30,7 +33,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, cap: usize) -> Res
 }
 
 /// Writes one frame and flushes it.
-pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) -> Result<(), Error> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    payload: &[u8],
+) -> Result<(), Error> {
     let len = u16::try_from(payload.len())
         .ok()
         .filter(|&l| usize::from(l) <= MAX_FRAME)
@@ -45,7 +51,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) 
         .write_all(&buf)
         .await
         .map_err(|e| Error::io("write frame", e))?;
-    writer.flush().await.map_err(|e| Error::io("flush frame", e))
+    writer
+        .flush()
+        .await
+        .map_err(|e| Error::io("flush frame", e))
 }
 
 #[cfg(test)]

@@ -161,7 +161,9 @@ impl fmt::Debug for DeviceId {
 impl FromStr for DeviceId {
     type Err = ParseHexError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        unhex::<8>(s).map(Self).ok_or(ParseHexError { expected: 16 })
+        unhex::<8>(s)
+            .map(Self)
+            .ok_or(ParseHexError { expected: 16 })
     }
 }
 
@@ -260,6 +262,17 @@ impl Identity {
     pub fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_pkcs8.clone()))
     }
+}
+
+/// The machine's host name, or `localpair` when it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localpair".to_owned())
 }
 
 fn identity_error(path: &Path, error: impl fmt::Display) -> Error {

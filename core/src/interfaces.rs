@@ -38,7 +38,30 @@ pub struct Interface {
     pub addrs: Vec<InterfaceAddr>,
 }
 
+impl InterfaceAddr {
+    /// An address with its prefix length (no broadcast).
+    pub fn new(ip: IpAddr, prefix_len: u8) -> Self {
+        Self {
+            ip,
+            prefix_len,
+            broadcast: None,
+        }
+    }
+}
+
 impl Interface {
+    /// An interface that is up, classified by its name (for tests and custom strategies).
+    pub fn new(name: &str, index: Option<u32>, addrs: Vec<InterfaceAddr>) -> Self {
+        Self {
+            name: name.to_owned(),
+            index,
+            class: classify(name, false),
+            up: true,
+            point_to_point: false,
+            addrs,
+        }
+    }
+
     /// Whether `ip` lies inside one of this interface's subnets.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.addrs
@@ -90,7 +113,17 @@ pub fn classify(name: &str, loopback: bool) -> InterfaceClass {
         "podman", "vnet", "kube", "cali", "weave",
     ];
     const VPNS: &[&str] = &[
-        "tun", "tap", "wg", "utun", "tailscale", "zt", "ppp", "ipsec", "nordlynx", "proton", "gpd",
+        "tun",
+        "tap",
+        "wg",
+        "utun",
+        "tailscale",
+        "zt",
+        "ppp",
+        "ipsec",
+        "nordlynx",
+        "proton",
+        "gpd",
     ];
     const PHYSICAL: &[&str] = &["eth", "en", "wl", "wlan", "wifi", "ath", "em", "bond"];
     if loopback || name == "lo" || name.starts_with("lo0") {
@@ -262,13 +295,26 @@ mod tests {
 
     #[test]
     fn private_ranges() {
-        for ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "169.254.1.1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "169.254.1.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["fd00::1", "fc12::1", "fe80::1"] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "172.32.0.1", "100.64.0.1", "2001:db8::1", "127.0.0.1", "::1"] {
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.64.0.1",
+            "2001:db8::1",
+            "127.0.0.1",
+            "::1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }

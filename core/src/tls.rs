@@ -46,15 +46,17 @@ fn fingerprint_of(cert: &CertificateDer<'_>) -> Result<Fingerprint, rustls::Erro
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
-fn check_pin(expected: Option<Fingerprint>, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+fn check_pin(
+    expected: Option<Fingerprint>,
+    cert: &CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
     let got = fingerprint_of(cert)?;
     match expected {
-        Some(expected) if !expected.matches(&got) => Err(rustls::Error::InvalidCertificate(
-            CertificateError::Other(rustls::OtherError(Arc::new(FingerprintMismatch {
-                expected,
-                got,
-            }))),
-        )),
+        Some(expected) if !expected.matches(&got) => {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                rustls::OtherError(Arc::new(FingerprintMismatch { expected, got })),
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -276,7 +276,9 @@ impl<T: Send + 'static> Engine<'_, T> {
             return Outcome::Ok;
         }
         match cause {
-            StopCause::Timeout | StopCause::Deadline if self.style.window_ends_empty => Outcome::Empty,
+            StopCause::Timeout | StopCause::Deadline if self.style.window_ends_empty => {
+                Outcome::Empty
+            }
             StopCause::Timeout | StopCause::Deadline => Outcome::Timeout,
             StopCause::Superseded | StopCause::ChainStopped => Outcome::Cancelled,
         }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::engine::{self, Goal, Step, Style};
 use super::{Attempt, Failures, Plan};
-use crate::candidate::{rank_candidates, Candidate};
+use crate::candidate::{Candidate, rank_candidates};
 use crate::config::{ChainMode, Settings};
 use crate::context::Context;
 use crate::error::Error;

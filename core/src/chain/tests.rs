@@ -39,7 +39,10 @@ struct FakeResolver {
 impl AddressResolver for FakeResolver {
     async fn resolve(&self, _ctx: &Context) -> Result<Vec<Candidate>, StrategyError> {
         let started = self.origin.elapsed().as_millis() as u64;
-        self.log.lock().unwrap().push((self.name.to_owned(), started));
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.name.to_owned(), started));
         tokio::time::sleep(self.delay).await;
         match self.act.clone() {
             Act::Answer(ip) => Ok(vec![Candidate::new(ip.parse().unwrap())]),
@@ -123,7 +126,12 @@ async fn sequential_runs_in_order_and_stops_at_first_answer() {
     );
     assert_eq!(
         outcomes(&report),
-        [Outcome::Error, Outcome::Empty, Outcome::Ok, Outcome::Skipped]
+        [
+            Outcome::Error,
+            Outcome::Empty,
+            Outcome::Ok,
+            Outcome::Skipped
+        ]
     );
     assert_eq!(report.candidates.len(), 1);
     assert_eq!(report.candidates[0].strategy, "c");
@@ -165,7 +173,10 @@ async fn staggered_starts_after_delay_and_first_answer_wins() {
         outcomes(&report),
         [Outcome::Cancelled, Outcome::Ok, Outcome::Skipped]
     );
-    assert_eq!(report.candidates[0].ip, "10.0.0.2".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        report.candidates[0].ip,
+        "10.0.0.2".parse::<IpAddr>().unwrap()
+    );
     assert_eq!(report.elapsed, Duration::from_millis(350));
 }
 
@@ -290,13 +301,18 @@ impl PeerDiscoverer for FakeDiscoverer {
         sink.stopped().await;
         *self.stopped_cleanly.lock().unwrap() = true;
         match self.silent_error {
-            Some(e) if found == 0 => Err(StrategyError::try_next(FailureKind::NothingFound, Fake(e))),
+            Some(e) if found == 0 => {
+                Err(StrategyError::try_next(FailureKind::NothingFound, Fake(e)))
+            }
             _ => Ok(()),
         }
     }
 }
 
-fn discoverer(sightings: &[(u64, u8)], silent_error: Option<&'static str>) -> (Arc<FakeDiscoverer>, Arc<Mutex<bool>>) {
+fn discoverer(
+    sightings: &[(u64, u8)],
+    silent_error: Option<&'static str>,
+) -> (Arc<FakeDiscoverer>, Arc<Mutex<bool>>) {
     let flag = Arc::new(Mutex::new(false));
     (
         Arc::new(FakeDiscoverer {
@@ -346,7 +362,11 @@ async fn silent_discoverer_is_empty_with_its_reason() {
         .with("mdns", other);
     let report = chain.discover(&ctx(), DiscoveryGoal::default(), None).await;
     assert_eq!(
-        report.attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        report
+            .attempts
+            .iter()
+            .map(|a| a.outcome)
+            .collect::<Vec<_>>(),
         [Outcome::Empty, Outcome::Ok]
     );
     assert_eq!(
@@ -406,5 +426,11 @@ async fn stubborn_discoverer_is_aborted_after_grace() {
     let report = chain.discover(&ctx(), DiscoveryGoal::default(), None).await;
     assert_eq!(report.attempts[0].outcome, Outcome::Empty);
     assert_eq!(report.elapsed, Duration::from_millis(800));
-    assert!(report.attempts[0].error.as_deref().unwrap().contains("aborted"));
+    assert!(
+        report.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("aborted")
+    );
 }

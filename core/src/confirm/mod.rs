@@ -18,17 +18,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::ConfirmConfig;
 use crate::error::Error;
-use crate::frame::{read_frame, write_frame, MAX_FRAME};
+use crate::frame::{MAX_FRAME, read_frame, write_frame};
 use crate::identity::{Fingerprint, Identity};
 use crate::tls;
-use wire::{Message, ScopedIp, Status, CODE_LEN};
+use wire::{CODE_LEN, Message, ScopedIp, Status};
 
 /// Most probes in flight at once; more is a caller bug or abuse.
 const MAX_PENDING: usize = 256;
@@ -163,7 +163,11 @@ impl Confirmer {
         let code = random_code()?;
         let (tx, rx) = oneshot::channel();
         {
-            let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if pending.len() >= MAX_PENDING {
                 return Err(Error::NotConfirmed {
                     ip,
@@ -193,12 +197,13 @@ impl Confirmer {
             }
             rx.await.map_err(|_| Error::ListenerClosed)
         };
-        let arrival = tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| Error::Timeout {
-                what: format!("self-confirmation of {ip}"),
-                after: limit,
-            })??;
+        let arrival =
+            tokio::time::timeout(limit, exchange)
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("self-confirmation of {ip}"),
+                    after: limit,
+                })??;
         if arrival.local != ip || arrival.target.ip != ip {
             return Err(Error::NotConfirmed {
                 ip,
@@ -427,7 +432,9 @@ mod tests {
     async fn loopback_confirms() {
         let c = confirmer();
         c.confirm(IpAddr::from([127, 0, 0, 1]), 0).await.unwrap();
-        c.confirm(IpAddr::from(Ipv6Addr::LOCALHOST), 0).await.unwrap();
+        c.confirm(IpAddr::from(Ipv6Addr::LOCALHOST), 0)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -489,15 +496,17 @@ mod tests {
             ip: IpAddr::from([8, 8, 8, 8]),
             scope: 0,
         };
-        assert!(report_observation(
-            &reporter,
-            addr,
-            target.identity().fingerprint(),
-            public,
-            Duration::from_secs(2)
-        )
-        .await
-        .is_err());
+        assert!(
+            report_observation(
+                &reporter,
+                addr,
+                target.identity().fingerprint(),
+                public,
+                Duration::from_secs(2)
+            )
+            .await
+            .is_err()
+        );
 
         // Reporting to the wrong key fails the pin.
         let other = Identity::ephemeral("x").unwrap().fingerprint();

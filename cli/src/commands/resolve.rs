@@ -1,0 +1,51 @@
+//! `localpair resolve`.
+
+use localpair_core::ResolverChain;
+use localpair_core::chain::explain;
+
+use super::{context, load, runtime};
+use crate::args::Args;
+use crate::error::Error;
+use crate::output;
+
+pub(super) fn run(args: &Args) -> Result<(), Error> {
+    let (settings, registry) = load(args)?;
+    let chain = ResolverChain::from_settings(&registry, &settings).map_err(Error::Config)?;
+    let runtime = runtime()?;
+    let report = runtime.block_on(async {
+        let ctx = context(settings)?;
+        Ok::<_, Error>(chain.resolve(&ctx).await)
+    })?;
+    if args.json {
+        output::json(&report)?;
+    } else {
+        let mut text = String::new();
+        if !report.candidates.is_empty() {
+            text.push_str("Addresses, best first:\n");
+            for (i, c) in report.candidates.iter().enumerate() {
+                text.push_str(&format!(
+                    "  {}. {:<26} {:<10} {:<15} {:<6} via {}\n     {}\n",
+                    i + 1,
+                    c.ip,
+                    c.interface.as_deref().unwrap_or("?"),
+                    c.class.as_str(),
+                    format!("{:?}", c.confirmed).to_lowercase(),
+                    c.strategy,
+                    c.reason
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "Attempts ({} ms):\n{}",
+            report.elapsed.as_millis(),
+            output::attempts_table(&report.attempts)
+        ));
+        output::text(&text)?;
+    }
+    if report.candidates.is_empty() {
+        return Err(Error::NoCandidates {
+            attempts: explain(&report.attempts),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Writing results: one JSON object, or text for people.
+
+use std::io::Write as _;
+
+use localpair_core::Attempt;
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Prints one JSON object and a newline on stdout, flushed.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).map_err(|e| Error::Output(e.into()))?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}
+
+/// Prints text on stdout.
+pub(crate) fn text(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}
+
+/// The one-line error on stderr.
+pub(crate) fn error_line(error: &Error) {
+    let _ = writeln!(std::io::stderr(), "error: {error}");
+}
+
+/// The attempts as an aligned table.
+pub(crate) fn attempts_table(attempts: &[Attempt]) -> String {
+    let width = attempts.iter().map(|a| a.strategy.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for a in attempts {
+        let timing = match a.started_ms {
+            Some(_) => format!("{:>6} ms", a.elapsed_ms),
+            None => "        -".to_owned(),
+        };
+        out.push_str(&format!(
+            "  {:<width$}  {:<9} {}",
+            a.strategy,
+            a.outcome.as_str(),
+            timing
+        ));
+        if let Some(error) = &a.error {
+            out.push_str(&format!("  {error}"));
+        }
+        out.push('\n');
+    }
+    out
+}

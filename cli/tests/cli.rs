@@ -1,0 +1,168 @@
+//! The binary's contract that needs no network: listing, config errors, exit codes. Nothing here
+//! opens a socket: every command fails before it would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn localpair(args: &[&str], config: Option<&str>) -> Output {
+    let dir = std::env::temp_dir().join(format!(
+        "localpair-cli-{}-{}",
+        std::process::id(),
+        args.join("-").replace('/', "_")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_localpair"));
+    command.current_dir(&dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LOCALPAIR_") {
+            command.env_remove(key);
+        }
+    }
+    if let Some(text) = config {
+        let path: PathBuf = dir.join("test.toml");
+        std::fs::write(&path, text).unwrap();
+        command.arg("--config").arg(&path);
+    }
+    let output = command.output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    output
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn strategies_lists_every_builtin_as_json() {
+    let out = localpair(&["--json", "strategies"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<(&str, &str, &str)> = value["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["kind"].as_str().unwrap(),
+                s["crate"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("outbound-route", "resolver", "localpair-outbound-route"),
+        ("interface-sweep", "resolver", "localpair-interface-sweep"),
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected:?} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_strategy_exits_2_naming_key_and_known_names() {
+    let out = localpair(
+        &["resolve"],
+        Some("[resolve]\norder = [\"outbound-route\", \"carrier-pigeon\"]\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("carrier-pigeon"), "{err}");
+    assert!(err.contains("resolve.order[1]"), "{err}");
+    assert!(err.contains("interface-sweep, outbound-route"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_value_exits_2_naming_key_and_file() {
+    let out = localpair(&["resolve"], Some("[resolve]\ndeadline_ms = \"soon\"\n"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("resolve.deadline_ms"), "{err}");
+    assert!(err.contains("test.toml"), "{err}");
+}
+
+#[test]
+fn bad_strategy_option_exits_2_naming_key() {
+    let out = localpair(
+        &["resolve"],
+        Some("[strategies.interface-sweep]\nlink_locale = true\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("strategies.interface-sweep"), "{err}");
+    assert!(err.contains("link_locale"), "{err}");
+}
+
+#[test]
+fn misspelt_strategy_table_exits_2() {
+    let out = localpair(
+        &["resolve"],
+        Some("[strategies.outbound-rout]\nconfirm = false\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("strategies.outbound-rout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_localpair"))
+        .args(["--config", "/nonexistent/localpair.toml", "resolve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/localpair.toml"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = localpair(&["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_environment_value_exits_2_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_localpair"))
+        .current_dir(std::env::temp_dir())
+        .env("LOCALPAIR_RESOLVE__MODE", "sideways")
+        .arg("resolve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("LOCALPAIR_RESOLVE__MODE"), "{err}");
+}
+
+#[test]
+fn example_config_documents_the_defaults() {
+    // The annotated example must parse, name only known strategies, and equal the defaults.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../localpair.example.toml"
+    ))
+    .unwrap();
+    let settings =
+        localpair_core::Settings::load(localpair_core::config::Source::Toml(example)).unwrap();
+    let defaults =
+        localpair_core::Settings::load(localpair_core::config::Source::Toml(String::new()))
+            .unwrap();
+    let mut config = settings.config().clone();
+    config.strategies.clear();
+    assert_eq!(&config, defaults.config());
+    let registry = localpair_core::Registry::linked().unwrap();
+    registry.check_tables(&settings).unwrap();
+    localpair_core::ResolverChain::from_settings(&registry, &settings).unwrap();
+    let sweep: localpair_interface_sweep::Config = settings
+        .strategy_table("interface-sweep")
+        .extract()
+        .unwrap();
+    assert_eq!(sweep, localpair_interface_sweep::Config::default());
+    let outbound: localpair_outbound_route::Config =
+        settings.strategy_table("outbound-route").extract().unwrap();
+    assert_eq!(outbound, localpair_outbound_route::Config::default());
+}
