@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Settings};
@@ -24,6 +25,28 @@ struct Inner {
     filter: InterfaceFilter,
     confirmer: Option<Confirmer>,
     cancel: CancellationToken,
+    advert: watch::Sender<Advert>,
+}
+
+/// What discoverers announce beyond the device's identity: set while this device hosts a pairing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Advert {
+    /// Port of the pairing listener.
+    pub pairing_port: Option<u16>,
+    /// Session tag derived from the pairing secret, so a joiner holding the code can pick this
+    /// host among many without the secret being sent.
+    pub session_tag: Option<[u8; 8]>,
+}
+
+impl Advert {
+    /// An advert for a pairing listener on `port` with an optional session tag.
+    pub fn pairing(port: u16, session_tag: Option<[u8; 8]>) -> Self {
+        Self {
+            pairing_port: Some(port),
+            session_tag,
+        }
+    }
 }
 
 /// The confirmation listener was not started for this context.
@@ -46,6 +69,7 @@ impl Context {
                 filter,
                 confirmer,
                 cancel: CancellationToken::new(),
+                advert: watch::channel(Advert::default()).0,
             }),
         })
     }
@@ -99,6 +123,16 @@ impl Context {
             .confirmer
             .as_ref()
             .ok_or_else(|| StrategyError::try_next(FailureKind::NotApplicable, NoListener))
+    }
+
+    /// Sets what discoverers announce; running discoverers see the change and re-announce.
+    pub fn set_advert(&self, advert: Advert) {
+        self.inner.advert.send_replace(advert);
+    }
+
+    /// The current advert, and a receiver that wakes when it changes.
+    pub fn advert(&self) -> watch::Receiver<Advert> {
+        self.inner.advert.subscribe()
     }
 
     /// Cancelled when the whole operation is abandoned (Ctrl-C, embedding program shutting down).

@@ -62,7 +62,7 @@ pub use chain::{
 };
 pub use config::{ChainMode, Config, Settings};
 pub use confirm::Confirmer;
-pub use context::{Context, NoListener};
+pub use context::{Advert, Context, NoListener};
 pub use discoverer::{PeerDiscoverer, PeerSink};
 pub use error::{Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};
