@@ -106,10 +106,10 @@ impl Capture {
         if let Some(child) = &self.child {
             child.terminate();
         }
-        if let Some(child) = &mut self.child {
-            if child.wait_timeout(Duration::from_secs(2))?.is_none() {
-                let _ = child.kill();
-            }
+        if let Some(child) = &mut self.child
+            && child.wait_timeout(Duration::from_secs(2))?.is_none()
+        {
+            let _ = child.kill();
         }
         self.finish();
         let bytes = std::fs::read(&self.file)

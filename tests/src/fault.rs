@@ -42,11 +42,11 @@ impl Faults {
             rules.push("ip daddr 224.0.0.0/4 drop".to_owned());
             rules.push("ip6 daddr ff00::/8 meta l4proto != ipv6-icmp drop".to_owned());
         }
-        if self.udp_loss > 0 {
-            rules.push(format!(
-                "meta l4proto udp numgen random mod 100 < {} drop",
-                self.udp_loss
-            ));
+        match self.udp_loss {
+            0 => {}
+            // `numgen ... mod 100` yields 0..=99, and nft rejects `< 100` as out of range.
+            100.. => rules.push("meta l4proto udp drop".to_owned()),
+            n => rules.push(format!("meta l4proto udp numgen random mod 100 < {n} drop")),
         }
         for port in &self.drop_tcp_ports {
             rules.push(format!("tcp dport {port} drop"));
@@ -108,6 +108,11 @@ mod tests {
         assert!(s.contains("hook output"), "{s}");
         assert_eq!(s.matches("numgen random mod 100 < 30 drop").count(), 2);
         assert!(s.contains("iifname \"lo\" accept"));
+        let all = Faults {
+            udp_loss: 100,
+            ..Faults::default()
+        };
+        assert!(!all.script().contains("numgen"));
         assert!(s.contains("oifname \"lo\" accept"));
         assert_eq!(s.matches("tcp dport 443 drop").count(), 2);
     }

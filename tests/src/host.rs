@@ -110,16 +110,27 @@ impl Host {
         }
         lines.push(format!("link set {iface} up"));
         lines.extend(routes.iter().map(|r| format!("route add {r}")));
-        for extra in &spec.extras {
+        for (k, extra) in spec.extras.iter().enumerate() {
             let name = &extra.name;
             match extra.kind {
-                ExtraKind::Bridge => lines.push(format!("link add {name} type bridge")),
+                ExtraKind::Bridge { .. } => lines.push(format!("link add {name} type bridge")),
                 ExtraKind::Unplugged => lines.push(format!("link add {name} type veth")),
             }
             if let Some(cidr) = &extra.cidr {
                 lines.push(format!("addr add {cidr} dev {name}"));
             }
             lines.push(format!("link set {name} up"));
+            if extra.kind == (ExtraKind::Bridge { carrier: false }) {
+                // A bridge drops its carrier when its ports are down or gone, and stays so: enslave a veth
+                // (down, so no carrier) and delete it again. Deleting one end of a veth deletes both.
+                let tmp = format!("lptmp{k}");
+                lines.extend([
+                    format!("link set {name} address 02:4c:50:00:{index:02x}:{k:02x}"),
+                    format!("link add {tmp} type veth peer name {tmp}p"),
+                    format!("link set {tmp} master {name}"),
+                    format!("link del {tmp}"),
+                ]);
+            }
         }
         process::ip_batch(Some(&netns), &lines)?;
 

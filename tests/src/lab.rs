@@ -35,7 +35,9 @@ static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
 ///
 /// Namespace names are `lp-<pid>-<counter>-<test tag>-sw` and `...-h<index>`: unique per lab and per process. A
 /// lab whose process was killed by a signal cannot clean up after itself; the first `Lab::new` of a later process
-/// deletes such namespaces (their pid is no longer running).
+/// deletes such namespaces (their pid is no longer running). There is deliberately no panic hook: `Drop` already
+/// runs while a panicking test unwinds, and a process-wide hook would tear down the labs of other tests that are
+/// still running on other threads.
 ///
 /// The bridge has multicast snooping off, like a plain unmanaged switch or a home Wi-Fi AP, so multicast is
 /// flooded to every port whether or not anybody sent an IGMP report.
@@ -183,7 +185,8 @@ fn delete_namespaces(names: &[String]) -> Result<(), LabError> {
         return Ok(());
     }
     let ids: Vec<_> = existing.iter().filter_map(|n| netns::netns_id(n)).collect();
-    for pid in netns::pids_in(&ids) {
+    let names: Vec<&str> = existing.iter().map(|n| n.as_str()).collect();
+    for pid in netns::pids_in(&names, &ids) {
         process::signal(pid, libc::SIGKILL);
     }
     // -force: keep deleting the others if one fails; the error still reports it.

@@ -154,11 +154,14 @@ pub(crate) fn netns_id(name: &str) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
-/// Pids of processes (thread-group leaders) whose network namespace is one of `ids`, never our own process.
+/// Pids of processes (thread-group leaders) inside one of the namespaces `names` (identified by `ids`), never our
+/// own process.
 ///
-/// Scanning /proc once covers every namespace of a lab, instead of one `ip netns pids` per namespace.
-pub(crate) fn pids_in(ids: &[(u64, u64)]) -> Vec<u32> {
-    if ids.is_empty() {
+/// Also matches `ip netns exec <name> ...` processes that have not entered the namespace yet: a command spawned just
+/// before teardown would otherwise slip through and run on. Scanning /proc once covers every namespace of a lab,
+/// instead of one `ip netns pids` per namespace.
+pub(crate) fn pids_in(names: &[&str], ids: &[(u64, u64)]) -> Vec<u32> {
+    if names.is_empty() {
         return Vec::new();
     }
     let me = std::process::id();
@@ -172,6 +175,34 @@ pub(crate) fn pids_in(ids: &[(u64, u64)]) -> Vec<u32> {
         .filter(|pid| {
             fs::metadata(format!("/proc/{pid}/ns/net"))
                 .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+                || fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| is_netns_exec(&cmdline, names))
         })
         .collect()
+}
+
+/// Whether a NUL-separated command line is `ip [opts] netns exec <one of names> ...`.
+fn is_netns_exec(cmdline: &[u8], names: &[&str]) -> bool {
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    args.windows(3)
+        .any(|w| w[0] == b"netns" && w[1] == b"exec" && names.iter().any(|n| n.as_bytes() == w[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_netns_exec() {
+        let names = ["lp-1-0-sw", "lp-1-0-h1"];
+        assert!(is_netns_exec(
+            b"ip\0netns\0exec\0lp-1-0-h1\0sleep\0forever\0",
+            &names
+        ));
+        assert!(!is_netns_exec(
+            b"ip\0netns\0exec\0lp-1-0-h2\0sleep\0",
+            &names
+        ));
+        assert!(!is_netns_exec(b"sleep\0forever\0", &names));
+    }
 }

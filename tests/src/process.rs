@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 use std::{env, io, thread};
 
@@ -197,20 +198,12 @@ impl ChildGuard {
 
     /// Collects stdout and stderr (those that were piped) until the child exits, for at most `timeout`.
     ///
-    /// On timeout the child is killed and [`LabError::Timeout`] carries what it wrote on stderr so far.
+    /// On timeout the child is killed and [`LabError::Timeout`] carries what it wrote on stderr so far. Output is
+    /// collected until the pipes close or 250 ms after the child ended, whichever is first: a grandchild
+    /// that inherited the pipes (`sh -c "a; b"`) must not make this wait for it.
     pub fn wait_with_output_timeout(mut self, timeout: Duration) -> Result<Output, LabError> {
-        fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    // A read error just ends the capture: the output is diagnostic, not essential.
-                    let _ = p.read_to_end(&mut buf);
-                }
-                buf
-            })
-        }
-        let out = drain(self.child_mut().stdout.take());
-        let err = drain(self.child_mut().stderr.take());
+        let out = Drain::start(self.child_mut().stdout.take());
+        let err = Drain::start(self.child_mut().stderr.take());
         let status = self.wait_timeout(timeout)?;
         let timed_out = status.is_none();
         let status = match status {
@@ -222,9 +215,9 @@ impl ChildGuard {
                     .map_err(|e| LabError::io(format!("reaping `{}`", self.command), e))?
             }
         };
-        // The pipes close once the child is dead, so these joins cannot hang (unless it left a grandchild).
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        let grace_end = Instant::now() + OUTPUT_GRACE;
+        let stdout = out.finish(grace_end);
+        let stderr = err.finish(grace_end);
         if timed_out {
             return Err(LabError::Timeout(format!(
                 "`{}` did not exit within {timeout:?}; stderr: {}",
@@ -246,6 +239,45 @@ impl ChildGuard {
             None => unreachable!("ChildGuard used after into_inner"),
         }
     }
+}
+
+/// How long [`ChildGuard::wait_with_output_timeout`] keeps reading after the child ended.
+const OUTPUT_GRACE: Duration = Duration::from_millis(250);
+
+/// Reads a pipe on a thread into a shared buffer, so the bytes read so far can be taken without waiting for EOF.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Drain {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Self {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let shared = Arc::clone(&buf);
+        thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            if let Some(mut pipe) = pipe {
+                // A read error just ends the capture: the output is diagnostic, not essential.
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    lock(&shared).extend_from_slice(&chunk[..n]);
+                }
+            }
+            let _ = tx.send(());
+        });
+        Self { buf, done }
+    }
+
+    fn finish(self, deadline: Instant) -> Vec<u8> {
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        std::mem::take(&mut *lock(&self.buf))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Deref for ChildGuard {
@@ -360,6 +392,17 @@ mod tests {
         );
         let c = bin_candidates(Path::new("/t/target/debug/lab"), "localpair");
         assert_eq!(c[0], PathBuf::from("/t/target/debug/localpair"));
+    }
+
+    #[test]
+    fn missing_binary_says_what_to_build() {
+        let err = workspace_bin("no-such-lab-binary").expect_err("must be missing");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cargo build --bin no-such-lab-binary"),
+            "{msg}"
+        );
+        assert!(msg.contains("NO_SUCH_LAB_BINARY_BIN"), "{msg}");
     }
 
     #[test]

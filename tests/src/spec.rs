@@ -15,7 +15,8 @@ pub const DEFAULT_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 254);
 ///
 /// Defaults: LAN interface `eth0` with `10.77.0.<10 + index>/24` (index is 1-based: the first host is
 /// `10.77.0.11`), loopback up, a default route via [`DEFAULT_GATEWAY`] (`onlink`), no ULA, not isolated, no extra
-/// interfaces.
+/// interfaces. Every host has IPv6 duplicate address detection off (addresses are usable at once instead of
+/// "tentative" for a second) and `rp_filter` 0 (so behaviour does not depend on the root namespace's settings).
 ///
 /// **Multicast and routes**: Linux picks the interface for an IPv4 multicast send (and for an `IP_ADD_MEMBERSHIP`
 /// with interface `0.0.0.0`) by a route lookup of the group. With no default route and no multicast route that
@@ -46,8 +47,8 @@ pub(crate) struct Extra {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExtraKind {
-    /// A bridge without ports, like `docker0` or `virbr0` on a real machine.
-    Bridge,
+    /// A bridge without ports, like `docker0` or `virbr0` on a real machine; `carrier: false` once had a port.
+    Bridge { carrier: bool },
     /// One end of a veth pair whose other end stays down: an interface that is UP but has NO-CARRIER.
     Unplugged,
 }
@@ -128,12 +129,27 @@ impl HostSpec {
 
     /// Adds a bridge device inside the host with `cidr` on it, brought up, e.g. `("docker0", "172.17.0.1/16")`.
     ///
-    /// It has no ports. Older kernels show such a bridge as `NO-CARRIER`/`DOWN` even when set up; newer ones (6.18
-    /// here) show `UNKNOWN` with `LOWER_UP`. Either way its address is local, so binding to it and connecting to it
-    /// from the same host work (local traffic goes over `lo`), but no peer can reach it.
+    /// It has no ports. A bridge that *never had* a port keeps its carrier: `UP,LOWER_UP`, state `UNKNOWN`. For the
+    /// state real machines usually show (`docker0` after its containers stopped: `NO-CARRIER`, state `DOWN`, its
+    /// route `linkdown`) use [`extra_bridge_no_carrier`](Self::extra_bridge_no_carrier). Either way the address
+    /// is local, so binding to it and connecting to it from the same host work (local traffic goes over `lo`),
+    /// but no peer can reach it.
     pub fn extra_bridge(mut self, name: &str, cidr: &str) -> Self {
         self.extras.push(Extra {
-            kind: ExtraKind::Bridge,
+            kind: ExtraKind::Bridge { carrier: true },
+            name: name.to_owned(),
+            cidr: Some(cidr.to_owned()),
+        });
+        self
+    }
+
+    /// Like [`extra_bridge`](Self::extra_bridge), but the bridge is left the way it is after its last port went
+    /// away: `NO-CARRIER`, state `DOWN`, route `linkdown` (the usual look of `docker0` or `virbr0`). Built by
+    /// enslaving a temporary veth and deleting it; the bridge gets a fixed locally administered MAC, because one
+    /// that lost all its ports would otherwise show `00:00:00:00:00:00`.
+    pub fn extra_bridge_no_carrier(mut self, name: &str, cidr: &str) -> Self {
+        self.extras.push(Extra {
+            kind: ExtraKind::Bridge { carrier: false },
             name: name.to_owned(),
             cidr: Some(cidr.to_owned()),
         });

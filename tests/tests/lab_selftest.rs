@@ -1,5 +1,8 @@
 //! Self-tests of the network lab: does the virtual LAN behave like a LAN, and do faults and teardown work?
 
+// clippy.toml allows these inside #[test] functions only; the probes in lab_selftest_util are test code too.
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
@@ -7,84 +10,13 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use localpair_lab::{ChildGuard, Host, HostSpec, Lab, lab_or_skip};
+use localpair_lab::{ChildGuard, HostSpec, Lab, lab_or_skip};
 
-/// Long enough for a datagram on a veth (microseconds), short enough to keep negative checks fast.
-const NEGATIVE: Duration = Duration::from_millis(300);
-const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 77);
-
-/// Sends one UDP datagram from `from` to `to`'s LAN address and reports whether it arrived.
-fn udp_delivered(from: &Host, to: &Host) -> bool {
-    let rx = to
-        .run(|| UdpSocket::bind((to.addr(), 0)))
-        .expect("enter")
-        .expect("bind");
-    rx.set_read_timeout(Some(NEGATIVE)).expect("timeout");
-    let dest = rx.local_addr().expect("addr");
-    from.run(|| {
-        let tx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
-        // EPERM here means our own nft output rule dropped it, which is also "not delivered".
-        let _ = tx.send_to(b"ping", dest);
-    })
-    .expect("enter");
-    let mut buf = [0; 16];
-    rx.recv_from(&mut buf).is_ok()
-}
-
-/// Connects over TCP from `from` to a listener on `to` (port 0 = any) and exchanges a few bytes.
-fn tcp_works(from: &Host, to: &Host, port: u16) -> bool {
-    let listener = to
-        .run(|| TcpListener::bind((to.addr(), port)))
-        .expect("enter")
-        .expect("bind");
-    let dest = listener.local_addr().expect("addr");
-    let connected = from
-        .run(|| {
-            let mut s = TcpStream::connect_timeout(&dest, NEGATIVE).ok()?;
-            s.write_all(b"hi").ok()
-        })
-        .expect("enter");
-    if connected.is_none() {
-        return false;
-    }
-    let (mut conn, _) = listener.accept().expect("accept");
-    let mut got = [0; 2];
-    conn.read_exact(&mut got).expect("read");
-    &got == b"hi"
-}
-
-/// Sends one datagram to the test group from `from`; `Err` is the send error.
-fn send_multicast(from: &Host, port: u16) -> std::io::Result<()> {
-    from.run(|| {
-        let tx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-        tx.set_multicast_ttl_v4(1)?;
-        tx.send_to(b"mcast", (GROUP, port)).map(drop)
-    })
-    .expect("enter")
-}
-
-/// A socket in `host` joined to the test group on its LAN interface.
-fn join_group(host: &Host) -> UdpSocket {
-    let rx = host
-        .run(|| -> std::io::Result<UdpSocket> {
-            let rx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            rx.join_multicast_v4(&GROUP, &host.addr())?;
-            Ok(rx)
-        })
-        .expect("enter")
-        .expect("join");
-    rx.set_read_timeout(Some(NEGATIVE)).expect("timeout");
-    rx
-}
-
-fn received(rx: &UdpSocket) -> bool {
-    let mut buf = [0; 16];
-    rx.recv_from(&mut buf).is_ok()
-}
-
-fn netns_exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
-}
+mod lab_selftest_util;
+use lab_selftest_util::{
+    NEGATIVE, join_group, netns_exists, received, send_multicast, tcp_works, udp_burst,
+    udp_delivered,
+};
 
 #[test]
 fn two_hosts_reach_each_other() {
@@ -144,6 +76,7 @@ fn extra_bridge_has_its_address_and_is_local_only() {
         .add_host(
             HostSpec::new()
                 .extra_bridge("docker0", "172.17.0.1/16")
+                .extra_bridge_no_carrier("virbr0", "192.168.122.1/24")
                 .extra_unplugged("eth1", "192.168.50.2/24"),
         )
         .expect("h1");
@@ -161,9 +94,28 @@ fn extra_bridge_has_its_address_and_is_local_only() {
         .exec(["ip", "-o", "link", "show", "dev", "eth1"])
         .expect("ip link");
     assert!(eth1.contains("NO-CARRIER"), "{eth1}");
+    let virbr0 = h1
+        .exec(["ip", "-d", "-o", "link", "show", "dev", "virbr0"])
+        .expect("ip link");
+    assert!(
+        virbr0.contains("NO-CARRIER") && virbr0.contains("bridge"),
+        "{virbr0}"
+    );
+    assert!(virbr0.contains("02:4c:50:00:01:01"), "{virbr0}");
+    let routes = h1.exec(["ip", "route"]).expect("ip route");
+    assert!(
+        routes.contains(
+            "192.168.122.0/24 dev virbr0 proto kernel scope link src 192.168.122.1 linkdown"
+        ),
+        "{routes}"
+    );
 
     // Whatever the carrier says, both addresses are local: bind and self-connect work.
-    for ip in [Ipv4Addr::new(172, 17, 0, 1), Ipv4Addr::new(192, 168, 50, 2)] {
+    for ip in [
+        Ipv4Addr::new(172, 17, 0, 1),
+        Ipv4Addr::new(192, 168, 122, 1),
+        Ipv4Addr::new(192, 168, 50, 2),
+    ] {
         let local = h1
             .run(|| -> std::io::Result<()> {
                 let l = TcpListener::bind((ip, 0))?;
@@ -286,11 +238,16 @@ fn udp_loss_and_tcp_port_faults() {
     let h1 = lab.add_host(HostSpec::new()).expect("h1");
     let h2 = lab.add_host(HostSpec::new()).expect("h2");
 
-    h2.udp_loss(100).expect("loss");
+    h2.udp_loss(50).expect("loss");
     let rules = h2
         .exec(["nft", "list", "table", "inet", "lab"])
         .expect("nft");
-    assert!(rules.contains("numgen random mod 100 < 100"), "{rules}");
+    assert!(rules.contains("numgen random mod 100 < 50"), "{rules}");
+    let got = udp_burst(&h1, &h2, 200);
+    // Binomial(200, 0.5): 60..=140 is more than 5 standard deviations wide.
+    assert!((60..=140).contains(&got), "50% loss delivered {got}/200");
+
+    h2.udp_loss(100).expect("loss");
     assert!(!udp_delivered(&h1, &h2), "100% loss drops everything");
     assert!(h2.udp_loss(101).is_err());
     h2.udp_loss(0).expect("no loss");
@@ -407,11 +364,20 @@ fn commands_run_inside_and_guards_kill() {
     cmd.arg("30").stdout(Stdio::null());
     let guard = ChildGuard::spawn(&mut cmd).expect("spawn");
     let pid = guard.id();
-    let ns = std::process::Command::new("ip")
-        .args(["netns", "identify", &pid.to_string()])
-        .output()
-        .expect("identify");
-    assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), h1.netns());
+    // `ip netns exec` enters the namespace right after it starts: poll briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let ns = loop {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "identify", &pid.to_string()])
+            .output()
+            .expect("identify");
+        let ns = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if ns == h1.netns() || Instant::now() > deadline {
+            break ns;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(ns, h1.netns());
     drop(guard);
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
@@ -424,15 +390,35 @@ fn commands_run_inside_and_guards_kill() {
             .stdout(Stdio::piped()),
     )
     .expect("spawn");
+    let start = Instant::now();
     let err = quick
         .wait_with_output_timeout(Duration::from_millis(200))
         .expect_err("times out");
     assert!(err.to_string().contains("did not exit"), "{err}");
+    // The orphaned `sleep` still holds the pipe; the wait must not last until it exits.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let done = ChildGuard::spawn(
+        h1.command("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("spawn")
+    .wait_with_output_timeout(Duration::from_secs(5))
+    .expect("exits");
+    assert!(done.status.success());
+    assert_eq!(done.stdout, b"out\n");
+    assert_eq!(done.stderr, b"err\n");
 }
 
 #[test]
 fn capture_sees_the_wire() {
-    if localpair_lab::Lab::available().is_ok()
+    if Lab::available().is_ok()
         && std::process::Command::new("tcpdump")
             .arg("--version")
             .output()
@@ -495,9 +481,14 @@ fn namespaces_are_removed_after_drop_and_panic() {
 
 #[test]
 fn three_host_lab_is_quick() {
-    // Warm up the once-per-process checks so they are not part of the measurement.
+    // Warm up the once-per-process checks (root, tools, probe namespace) so they are measured separately.
+    let cold = Instant::now();
     let lab = lab_or_skip!("timing");
     drop(lab);
+    eprintln!(
+        "lab timing: first lab (availability probe + empty lab) {:?}",
+        cold.elapsed()
+    );
     let start = Instant::now();
     let lab = Lab::new("timing").expect("lab");
     lab.add_hosts(3).expect("hosts");
