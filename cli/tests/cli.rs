@@ -1,5 +1,6 @@
 //! The binary's contract that needs no network: listing, config errors, exit codes. Nothing here
 //! opens a socket: every command fails before it would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

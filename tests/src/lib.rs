@@ -39,6 +39,7 @@
 //! ```
 
 mod capture;
+mod cli;
 mod error;
 mod fault;
 mod host;
@@ -48,6 +49,7 @@ mod process;
 mod spec;
 
 pub use capture::Capture;
+pub use cli::{CLI_TIMEOUT, Localpair, Ran};
 pub use error::LabError;
 pub use fault::Faults;
 pub use host::Host;

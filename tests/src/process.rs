@@ -130,6 +130,7 @@ pub(crate) fn find_in_path(program: &str) -> Option<PathBuf> {
 pub struct ChildGuard {
     child: Option<Child>,
     command: String,
+    remove_on_drop: Vec<PathBuf>,
 }
 
 impl ChildGuard {
@@ -143,6 +144,7 @@ impl ChildGuard {
         Ok(Self {
             child: Some(child),
             command,
+            remove_on_drop: Vec::new(),
         })
     }
 
@@ -152,7 +154,13 @@ impl ChildGuard {
         Self {
             child: Some(child),
             command,
+            remove_on_drop: Vec::new(),
         }
+    }
+
+    /// Deletes `path` once the child is gone (a config file it reads, say).
+    pub fn remove_on_drop(&mut self, path: PathBuf) {
+        self.remove_on_drop.push(path);
     }
 
     /// The command line the child was started with (for messages).
@@ -301,6 +309,9 @@ impl Drop for ChildGuard {
             }
             // Reap, so no zombie keeps a pid (and its namespace reference) around.
             let _ = child.wait();
+        }
+        for path in self.remove_on_drop.drain(..) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
