@@ -116,6 +116,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A pairing code failed its checks: a typo, a truncated scan, or not a code at all.
+    #[error("corrupted pairing code: {reason}")]
+    CorruptedCode {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A pairing code from a newer release.
+    #[error("this code needs a newer localpair (code version {version})")]
+    NewerCode {
+        /// The version byte found.
+        version: u8,
+    },
     /// The confirmation listener has shut down.
     #[error("the confirmation listener is not running")]
     ListenerClosed,
@@ -240,6 +252,7 @@ impl From<Error> for StrategyError {
             | Error::InvalidPattern { .. } => FailureKind::Config,
             Error::Timeout { .. } => FailureKind::Timeout,
             Error::FrameTooLarge { .. } | Error::MalformedFrame { .. } => FailureKind::Protocol,
+            Error::CorruptedCode { .. } | Error::NewerCode { .. } => FailureKind::Config,
             Error::Tls(_) => FailureKind::Security,
             Error::NotConfirmed { .. } => FailureKind::Network,
             _ => FailureKind::Io,

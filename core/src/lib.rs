@@ -42,6 +42,7 @@
 
 pub mod candidate;
 pub mod chain;
+pub mod code;
 pub mod config;
 pub mod confirm;
 mod context;
