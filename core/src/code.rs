@@ -185,7 +185,11 @@ impl PairingCode {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + 17 * self.candidates.len());
         out.push(VERSION);
-        out.push(if self.flow == Flow::Post { FLAG_POST } else { 0 });
+        out.push(if self.flow == Flow::Post {
+            FLAG_POST
+        } else {
+            0
+        });
         out.extend_from_slice(&self.port.to_be_bytes());
         out.extend_from_slice(self.fingerprint.as_bytes());
         out.extend_from_slice(self.secret.expose());
@@ -342,7 +346,10 @@ mod tests {
     fn text_is_qr_alphanumeric_and_forgiving() {
         let c = code(vec![IpAddr::from([10, 0, 0, 2])]);
         let text = c.encode();
-        assert!(text.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == ':'));
+        assert!(
+            text.chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == ':')
+        );
         let sloppy = format!("  {} ", text.to_lowercase().replace("lp:", "lp: "));
         assert_eq!(PairingCode::parse(&sloppy).unwrap(), c);
     }
@@ -354,8 +361,16 @@ mod tests {
         chars[20] = if chars[20] == 'A' { 'B' } else { 'A' };
         let typo: String = chars.into_iter().collect();
         let err = PairingCode::parse(&typo).unwrap_err();
-        assert!(err.to_string().starts_with("corrupted pairing code"), "{err}");
-        assert!(PairingCode::parse("hello").unwrap_err().to_string().starts_with("corrupted pairing code"));
+        assert!(
+            err.to_string().starts_with("corrupted pairing code"),
+            "{err}"
+        );
+        assert!(
+            PairingCode::parse("hello")
+                .unwrap_err()
+                .to_string()
+                .starts_with("corrupted pairing code")
+        );
     }
 
     #[test]
@@ -367,7 +382,10 @@ mod tests {
         bytes.extend_from_slice(&sum);
         let text = format!("{PREFIX}{}", BASE32_NOPAD.encode(&bytes));
         let err = PairingCode::parse(&text).unwrap_err();
-        assert_eq!(err.to_string(), "this code needs a newer localpair (code version 2)");
+        assert_eq!(
+            err.to_string(),
+            "this code needs a newer localpair (code version 2)"
+        );
     }
 
     #[test]
@@ -428,7 +446,7 @@ mod tests {
             let i = body_start + at.index(text.len() - body_start);
             let replacement = char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[with]);
             prop_assume!(text.as_bytes()[i] != replacement as u8);
-            let mut changed = text.clone();
+            let mut changed = text;
             changed.replace_range(i..=i, &replacement.to_string());
             // A changed character is either caught, or (last character's unused bits) decodes to
             // the same code.

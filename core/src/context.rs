@@ -26,6 +26,34 @@ struct Inner {
     confirmer: Option<Confirmer>,
     cancel: CancellationToken,
     advert: watch::Sender<Advert>,
+    join_target: watch::Sender<Option<JoinTarget>>,
+}
+
+/// The host a joiner is looking for, known once the pairing code is in hand. Discoverers that
+/// only make sense while joining (`direct`, `subnet-scan`) wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JoinTarget {
+    /// The host's key fingerprint.
+    pub fingerprint: crate::identity::Fingerprint,
+    /// The host's pairing port.
+    pub port: u16,
+    /// The addresses in the code, best first.
+    pub candidates: Vec<std::net::IpAddr>,
+    /// The session tag the host announces.
+    pub session_tag: [u8; 8],
+}
+
+impl JoinTarget {
+    /// The target a pairing code describes.
+    pub fn from_code(code: &crate::code::PairingCode) -> Self {
+        Self {
+            fingerprint: code.fingerprint,
+            port: code.port,
+            candidates: code.candidates.clone(),
+            session_tag: code.session_tag(),
+        }
+    }
 }
 
 /// What discoverers announce beyond the device's identity: set while this device hosts a pairing.
@@ -70,6 +98,7 @@ impl Context {
                 confirmer,
                 cancel: CancellationToken::new(),
                 advert: watch::channel(Advert::default()).0,
+                join_target: watch::channel(None).0,
             }),
         })
     }
@@ -133,6 +162,16 @@ impl Context {
     /// The current advert, and a receiver that wakes when it changes.
     pub fn advert(&self) -> watch::Receiver<Advert> {
         self.inner.advert.subscribe()
+    }
+
+    /// Sets the host being joined; discoverers waiting for it start.
+    pub fn set_join_target(&self, target: JoinTarget) {
+        self.inner.join_target.send_replace(Some(target));
+    }
+
+    /// The host being joined, once known, and a receiver that wakes when it is set.
+    pub fn join_target(&self) -> watch::Receiver<Option<JoinTarget>> {
+        self.inner.join_target.subscribe()
     }
 
     /// Cancelled when the whole operation is abandoned (Ctrl-C, embedding program shutting down).

@@ -1,7 +1,7 @@
 //! The crate's error type and the error every strategy reports to the chain runner.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -128,6 +128,50 @@ pub enum Error {
         /// The version byte found.
         version: u8,
     },
+    /// The pairing code lived its whole lifetime without a pairing.
+    #[error("the pairing code expired after {} s without a successful pairing", after.as_secs())]
+    CodeExpired {
+        /// The code's lifetime.
+        after: Duration,
+    },
+    /// Wrong proofs ended the code (someone guessing, or joiners holding another code).
+    #[error("{count} wrong pairing attempts ended the code")]
+    TooManyWrongProofs {
+        /// How many were allowed.
+        count: u32,
+    },
+    /// The device at the address presented another key than the pinned one.
+    #[error(
+        "{addr}: the device there presented key {got}, which does not match the pinned key {expected}"
+    )]
+    KeyMismatch {
+        /// Where.
+        addr: SocketAddr,
+        /// The pinned fingerprint.
+        expected: crate::identity::Fingerprint,
+        /// What was presented.
+        got: crate::identity::Fingerprint,
+    },
+    /// The host refused our proof or the code.
+    #[error("{addr}: {}", refusal.explain())]
+    Refused {
+        /// The host's address.
+        addr: SocketAddr,
+        /// Why.
+        refusal: crate::pairing::wire::Refusal,
+    },
+    /// The host holds the pinned key but not the code's secret (it runs another pairing).
+    #[error("{addr}: the host's proof does not match this code")]
+    HostProofInvalid {
+        /// The host's address.
+        addr: SocketAddr,
+    },
+    /// No address paired before the deadline.
+    #[error("pairing failed: {summary}")]
+    JoinFailed {
+        /// What was tried, and the likely cause.
+        summary: String,
+    },
     /// The confirmation listener has shut down.
     #[error("the confirmation listener is not running")]
     ListenerClosed,
@@ -253,6 +297,9 @@ impl From<Error> for StrategyError {
             Error::Timeout { .. } => FailureKind::Timeout,
             Error::FrameTooLarge { .. } | Error::MalformedFrame { .. } => FailureKind::Protocol,
             Error::CorruptedCode { .. } | Error::NewerCode { .. } => FailureKind::Config,
+            Error::Refused { .. } | Error::HostProofInvalid { .. } | Error::KeyMismatch { .. } => {
+                FailureKind::Security
+            }
             Error::Tls(_) => FailureKind::Security,
             Error::NotConfirmed { .. } => FailureKind::Network,
             _ => FailureKind::Io,

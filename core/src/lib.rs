@@ -51,6 +51,7 @@ mod error;
 pub mod frame;
 pub mod identity;
 pub mod interfaces;
+pub mod pairing;
 mod peer;
 pub mod registry;
 mod resolver;
@@ -63,7 +64,7 @@ pub use chain::{
 };
 pub use config::{ChainMode, Config, Settings};
 pub use confirm::Confirmer;
-pub use context::{Advert, Context, NoListener};
+pub use context::{Advert, Context, JoinTarget, NoListener};
 pub use discoverer::{PeerDiscoverer, PeerSink};
 pub use error::{Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};
@@ -81,5 +82,6 @@ pub(crate) fn serde_millis<S: serde::Serializer>(
     duration: &std::time::Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    // Hundredths of a millisecond: a resolve over loopback takes about one.
+    serializer.serialize_f64((duration.as_secs_f64() * 100_000.0).round() / 100.0)
 }

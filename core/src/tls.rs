@@ -61,11 +61,14 @@ fn check_pin(
     }
 }
 
-/// Whether a TLS error is our pin check failing, i.e. the peer is not who the code says.
-pub fn is_fingerprint_mismatch(error: &rustls::Error) -> bool {
-    matches!(error,
-        rustls::Error::InvalidCertificate(CertificateError::Other(other))
-            if other.0.downcast_ref::<FingerprintMismatch>().is_some())
+/// Our pin check failing inside a TLS error, i.e. the peer is not who the code says.
+pub fn fingerprint_mismatch(error: &rustls::Error) -> Option<&FingerprintMismatch> {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            other.0.downcast_ref::<FingerprintMismatch>()
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug)]

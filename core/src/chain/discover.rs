@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::engine::{self, Goal, Step, Style};
 use super::{Attempt, Failures, Plan};
@@ -45,6 +46,8 @@ pub struct DiscoveryGoal {
     pub count: Option<usize>,
     /// Only peers for which this returns `true` count (e.g. the host whose session tag matches).
     pub matching: Option<PeerFilter>,
+    /// Stop when this is cancelled (the caller got what it wanted some other way).
+    pub until: Option<CancellationToken>,
 }
 
 impl fmt::Debug for DiscoveryGoal {
@@ -52,6 +55,7 @@ impl fmt::Debug for DiscoveryGoal {
         f.debug_struct("DiscoveryGoal")
             .field("count", &self.count)
             .field("matching", &self.matching.is_some())
+            .field("until", &self.until.is_some())
             .finish()
     }
 }
@@ -117,8 +121,10 @@ impl DiscovererChain {
         self.steps.iter().map(|(n, _)| n.as_str()).collect()
     }
 
-    /// Runs a discovery session until the goal is met or the deadline passes. Each newly found
-    /// peer is also offered to `live` (dropped if that channel is full: the report has them all).
+    /// Runs a discovery session until the goal is met, `goal.until` is cancelled or the deadline
+    /// passes. Each sighting that brings a new peer or new addresses is also offered to `live`,
+    /// stamped with the strategy that made it (dropped if that channel is full: the report has
+    /// them all).
     pub async fn discover(
         &self,
         ctx: &Context,
@@ -182,8 +188,19 @@ impl Goal<(usize, Peer)> for Collector {
         if peer.id == self.own_id {
             return false;
         }
+        peer.strategy.clone_from(&self.names[index]);
+        peer.found_after = self.started.elapsed();
         if let Some(&slot) = self.by_id.get(&peer.id) {
+            if peer
+                .addrs
+                .iter()
+                .any(|a| !self.peers[slot].addrs.contains(a))
+                && let Some(live) = &self.live
+            {
+                let _ = live.try_send(peer.clone());
+            }
             self.peers[slot].absorb(peer);
+
             // A later sighting can complete a peer (its session tag, say) so that it now matches.
             let id = self.peers[slot].id;
             if !self.matched.contains(&id) && self.matches(&self.peers[slot]) {
@@ -191,8 +208,6 @@ impl Goal<(usize, Peer)> for Collector {
             }
             return self.reached();
         }
-        peer.strategy.clone_from(&self.names[index]);
-        peer.found_after = self.started.elapsed();
         if self.matches(&peer) {
             self.matched.insert(peer.id);
         }
@@ -206,6 +221,10 @@ impl Goal<(usize, Peer)> for Collector {
 
     fn step_done(&mut self, _found: usize) -> bool {
         self.reached()
+    }
+
+    fn until(&self) -> Option<CancellationToken> {
+        self.goal.until.clone()
     }
 }
 

@@ -32,6 +32,10 @@ pub(super) trait Goal<T> {
     fn item(&mut self, item: T) -> bool;
     /// A step ended without error after producing `found` items; `true` when that is enough.
     fn step_done(&mut self, found: usize) -> bool;
+    /// A token whose cancellation ends the run as if the goal were met.
+    fn until(&self) -> Option<CancellationToken> {
+        None
+    }
 }
 
 /// Behaviour that differs between resolvers and discoverers.
@@ -71,7 +75,7 @@ struct Engine<'g, T> {
     plan: Plan,
     style: Style,
     origin: Instant,
-    goal: &'g mut dyn Goal<(usize, T)>,
+    goal: &'g mut (dyn Goal<(usize, T)> + Send),
     attempts: Vec<Attempt>,
     failures: Failures,
     pending: VecDeque<(usize, Step<T>)>,
@@ -87,7 +91,7 @@ pub(super) async fn run<T: Send + 'static>(
     plan: Plan,
     style: Style,
     steps: Vec<(String, Step<T>)>,
-    goal: &mut dyn Goal<(usize, T)>,
+    goal: &mut (dyn Goal<(usize, T)> + Send),
 ) -> Run {
     let (tx, rx) = mpsc::channel(ITEM_QUEUE);
     let mut attempts = Vec::with_capacity(steps.len());
@@ -122,6 +126,7 @@ pub(super) async fn run<T: Send + 'static>(
 impl<T: Send + 'static> Engine<'_, T> {
     async fn drive(&mut self) {
         let deadline = self.origin + self.plan.deadline;
+        let until = self.goal.until().unwrap_or_default();
         if self.plan.mode == ChainMode::All {
             while !self.pending.is_empty() {
                 self.start_next();
@@ -158,6 +163,10 @@ impl<T: Send + 'static> Engine<'_, T> {
                 () = tokio::time::sleep_until(deadline), if !self.finished => {
                     self.finished = true;
                     self.stop_all(StopCause::Deadline);
+                }
+                () = until.cancelled(), if !self.finished => {
+                    self.finished = true;
+                    self.stop_all(StopCause::Superseded);
                 }
             }
         }

@@ -334,7 +334,7 @@ async fn discovery_stops_at_count_and_dedupes() {
     let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(8);
     let goal = DiscoveryGoal {
         count: Some(2),
-        matching: None,
+        ..DiscoveryGoal::default()
     };
     let report = chain.discover(&ctx(), goal, Some(live_tx)).await;
     let names: Vec<&str> = report.peers.iter().map(|p| p.name.as_str()).collect();
@@ -404,6 +404,7 @@ async fn own_announcements_are_ignored_and_matching_filters() {
     let goal = DiscoveryGoal {
         count: Some(1),
         matching: Some(Arc::new(|p: &Peer| p.session_tag == Some([1; 8]))),
+        ..DiscoveryGoal::default()
     };
     let report = chain.discover(&ctx, goal, None).await;
     let names: Vec<&str> = report.peers.iter().map(|p| p.name.as_str()).collect();
@@ -433,4 +434,49 @@ async fn stubborn_discoverer_is_aborted_after_grace() {
             .unwrap()
             .contains("aborted")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn until_token_ends_the_session_and_new_addresses_go_live() {
+    struct TwoHomes;
+    #[async_trait]
+    impl PeerDiscoverer for TwoHomes {
+        async fn discover(&self, _ctx: &Context, sink: PeerSink) -> Result<(), StrategyError> {
+            sink.found(fake_peer(3)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut again = fake_peer(3);
+            again.addrs = vec![SocketAddr::from(([192, 168, 9, 3], 4000))];
+            sink.found(again).await;
+            sink.found(fake_peer(3)).await;
+            sink.stopped().await;
+            Ok(())
+        }
+    }
+    let chain = DiscovererChain::new(plan(ChainMode::All)).with("two", Arc::new(TwoHomes));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(8);
+    let ctx = ctx();
+    let session = chain.discover(
+        &ctx,
+        DiscoveryGoal {
+            until: Some(stop.clone()),
+            ..DiscoveryGoal::default()
+        },
+        Some(live_tx),
+    );
+    let stopper = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    };
+    let (report, ()) = tokio::join!(session, stopper);
+    assert_eq!(report.elapsed, Duration::from_millis(300));
+    assert_eq!(report.peers.len(), 1);
+    assert_eq!(report.peers[0].addrs.len(), 2);
+    assert_eq!(report.attempts[0].outcome, Outcome::Ok);
+    // The first sighting, then the one that added 192.168.9.3; the repeat adds nothing.
+    assert_eq!(live_rx.recv().await.unwrap().addrs[0].port(), 4000);
+    let second = live_rx.recv().await.unwrap();
+    assert_eq!(second.addrs, [SocketAddr::from(([192, 168, 9, 3], 4000))]);
+    assert_eq!(second.found_after, Duration::from_millis(100));
+    assert!(live_rx.try_recv().is_err());
 }

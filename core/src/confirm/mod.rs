@@ -307,7 +307,14 @@ pub(crate) fn tls_error(error: std::io::Error, addr: SocketAddr) -> Error {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(tls) => Error::Tls(tls.clone()),
+        Some(tls) => match tls::fingerprint_mismatch(tls) {
+            Some(mismatch) => Error::KeyMismatch {
+                addr,
+                expected: mismatch.expected,
+                got: mismatch.got,
+            },
+            None => Error::Tls(tls.clone()),
+        },
         None => Error::io(format!("TLS handshake with {addr}"), error),
     }
 }
@@ -462,10 +469,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(&probe, Error::Tls(e) if tls::is_fingerprint_mismatch(e)),
-            "{probe}"
-        );
+        assert!(matches!(&probe, Error::KeyMismatch { .. }), "{probe}");
     }
 
     #[tokio::test]

@@ -1,0 +1,387 @@
+//! The host side: a TLS listener that takes exactly one joiner holding the code's secret.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::wire::{Message, Refusal};
+use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
+use crate::code::{Flow, PairingCode, Role, Secret};
+use crate::confirm::tls_error;
+use crate::error::Error;
+use crate::identity::Identity;
+use crate::tls;
+
+/// How a host listens.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HostOptions {
+    /// Pre- or post-shared flow (recorded in the code).
+    pub flow: Flow,
+    /// Address to listen on: unspecified (all addresses) in the pre-shared flow, the confirmed LAN
+    /// address in the post-shared flow.
+    pub bind: IpAddr,
+    /// Port; 0 lets the OS choose.
+    pub port: u16,
+    /// Addresses put in the code, best first.
+    pub candidates: Vec<IpAddr>,
+    /// How long the code lives.
+    pub ttl: Duration,
+    /// Wrong proofs that end the code.
+    pub max_wrong_proofs: u32,
+    /// TLS handshake plus proof exchange must finish within this.
+    pub handshake_timeout: Duration,
+    /// Connections not yet proven, in total.
+    pub max_unauthenticated: usize,
+    /// Connections not yet proven, per source address.
+    pub max_per_source: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            flow: Flow::Pre,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 0,
+            candidates: Vec::new(),
+            ttl: Duration::from_secs(300),
+            max_wrong_proofs: 5,
+            handshake_timeout: Duration::from_secs(5),
+            max_unauthenticated: 16,
+            max_per_source: 4,
+        }
+    }
+}
+
+/// How a hosting session ended without a pairing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    TooManyWrongProofs,
+}
+
+struct State {
+    used: bool,
+    dead: bool,
+    wrong_proofs: u32,
+}
+
+struct Shared {
+    identity: Arc<Identity>,
+    secret: Secret,
+    options: HostOptions,
+    expires_at: Instant,
+    state: Mutex<State>,
+    outcome: watch::Sender<Option<Result<Paired, End>>>,
+    started: Instant,
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A running pairing listener. Dropping it closes the listener and every connection.
+pub struct PairingHost {
+    code: PairingCode,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    _stop: DropGuard,
+}
+
+impl std::fmt::Debug for PairingHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairingHost")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> Result<std::net::TcpListener, Error> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(ip, port);
+    let open = |addr: SocketAddr| -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() && ip.is_unspecified() {
+            // One socket for IPv4 and IPv6 when listening on all addresses.
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(64)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    };
+    let socket = if ip.is_unspecified() {
+        open(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port))).or_else(|_| open(addr))
+    } else {
+        open(addr)
+    }
+    .map_err(|e| Error::io(format!("bind pairing listener {addr}"), e))?;
+    Ok(socket.into())
+}
+
+impl PairingHost {
+    /// Binds the listener, makes the code, and starts taking connections.
+    pub fn start(identity: Arc<Identity>, options: HostOptions) -> Result<Self, Error> {
+        let listener = TcpListener::from_std(bind(options.bind, options.port)?)
+            .map_err(|e| Error::io("register pairing listener", e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("pairing listener address", e))?;
+        let secret = Secret::generate()?;
+        let code = PairingCode::new(
+            options.flow,
+            local_addr.port(),
+            identity.fingerprint(),
+            secret.clone(),
+            options.candidates.clone(),
+        );
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            identity,
+            secret,
+            expires_at: now + options.ttl,
+            state: Mutex::new(State {
+                used: false,
+                dead: false,
+                wrong_proofs: 0,
+            }),
+            outcome: watch::channel(None).0,
+            started: now,
+            per_source: Mutex::new(HashMap::new()),
+            options,
+        });
+        let acceptor =
+            TlsAcceptor::from(tls::server_config(&shared.identity, None, tls::ALPN_PAIR)?);
+        let stop = CancellationToken::new();
+        tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            Arc::clone(&shared),
+            stop.clone(),
+        ));
+        Ok(Self {
+            code,
+            local_addr,
+            shared,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// The code to show.
+    pub fn code(&self) -> &PairingCode {
+        &self.code
+    }
+
+    /// Where the listener is bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits for the one pairing; fails when the code expires or too many wrong proofs end it.
+    pub async fn wait(&self) -> Result<Paired, Error> {
+        let mut outcome = self.shared.outcome.subscribe();
+        let expiry = tokio::time::sleep_until(self.shared.expires_at);
+        tokio::pin!(expiry);
+        loop {
+            if let Some(result) = outcome.borrow_and_update().clone() {
+                return result.map_err(|_| Error::TooManyWrongProofs {
+                    count: self.shared.options.max_wrong_proofs,
+                });
+            }
+            tokio::select! {
+                changed = outcome.changed() => {
+                    if changed.is_err() {
+                        return Err(Error::ListenerClosed);
+                    }
+                }
+                () = &mut expiry => {
+                    return Err(Error::CodeExpired { after: self.shared.options.ttl });
+                }
+            }
+        }
+    }
+
+    /// Wrong proofs received so far.
+    pub fn wrong_proofs(&self) -> u32 {
+        self.shared.lock().wrong_proofs
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a slot for an unauthenticated connection from `source`, if both limits allow.
+    fn admit(self: &Arc<Self>, source: IpAddr) -> Option<SourceSlot> {
+        let mut counts = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(source).or_insert(0);
+        if *count >= self.options.max_per_source {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            shared: Arc::clone(self),
+            source,
+        })
+    }
+}
+
+struct SourceSlot {
+    shared: Arc<Shared>,
+    source: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .shared
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.source) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(shared.options.max_unauthenticated.max(1)));
+    // Dropped when the loop ends: every connection still open is aborted with it.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (tcp, remote) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::debug!(%error, "pairing accept failed");
+                        continue;
+                    }
+                };
+                let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::info!(%remote, "too many unauthenticated pairing connections; dropped");
+                    continue;
+                };
+                let Some(source_slot) = shared.admit(remote.ip()) else {
+                    tracing::info!(%remote, "too many pairing connections from this address; dropped");
+                    continue;
+                };
+                let shared = Arc::clone(&shared);
+                let acceptor = acceptor.clone();
+                connections.spawn(async move {
+                    let limit = shared.options.handshake_timeout;
+                    let served = tokio::time::timeout(limit, serve(&shared, &acceptor, tcp, remote)).await;
+                    drop((slot, source_slot));
+                    match served {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => tracing::info!(%remote, %error, "pairing connection failed"),
+                        Err(_) => tracing::info!(%remote, "pairing connection timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    remote: SocketAddr,
+) -> Result<(), Error> {
+    let mut stream = acceptor
+        .accept(tcp)
+        .await
+        .map_err(|e| tls_error(e, remote))?;
+    let (joiner_key, exporter) = {
+        let conn = stream.get_ref().1;
+        let key = tls::peer_fingerprint(conn).ok_or(Error::MalformedFrame {
+            reason: "no client key",
+        })?;
+        let mut exporter = [0u8; 32];
+        conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+        (key, exporter)
+    };
+    let Message::JoinerProof(proof) = read_message(&mut stream).await? else {
+        return Err(Error::MalformedFrame {
+            reason: "expected the joiner's proof",
+        });
+    };
+    let verdict = {
+        let mut state = shared.lock();
+        if state.dead {
+            Err(Refusal::TooManyAttempts)
+        } else if Instant::now() >= shared.expires_at {
+            Err(Refusal::Expired)
+        } else if state.used {
+            Err(Refusal::Used)
+        } else if !shared.secret.verify(Role::Joiner, &exporter, &proof) {
+            state.wrong_proofs += 1;
+            tracing::warn!(%remote, count = state.wrong_proofs, "wrong pairing proof");
+            if state.wrong_proofs >= shared.options.max_wrong_proofs {
+                state.dead = true;
+                shared
+                    .outcome
+                    .send_replace(Some(Err(End::TooManyWrongProofs)));
+            }
+            Err(Refusal::WrongProof)
+        } else {
+            state.used = true;
+            Ok(())
+        }
+    };
+    if let Err(refusal) = verdict {
+        send(&mut stream, &Message::Refused(refusal)).await?;
+        return Ok(());
+    }
+    send(
+        &mut stream,
+        &Message::HostProof(shared.secret.proof(Role::Host, &exporter)),
+    )
+    .await?;
+    let Message::Info { name } = read_message(&mut stream).await? else {
+        return Err(Error::MalformedFrame {
+            reason: "expected the joiner's info",
+        });
+    };
+    send(
+        &mut stream,
+        &Message::Info {
+            name: shared.identity.name().to_owned(),
+        },
+    )
+    .await?;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    let paired = Paired {
+        peer: PairedPeer {
+            id: joiner_key.device_id(),
+            name,
+            fingerprint: joiner_key,
+            addr: remote,
+        },
+        elapsed: shared.started.elapsed(),
+    };
+    tracing::info!(peer = %paired.peer.id, %remote, "paired");
+    shared.outcome.send_replace(Some(Ok(paired)));
+    Ok(())
+}

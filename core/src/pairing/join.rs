@@ -1,0 +1,341 @@
+//! The joiner side: dial every address known for the host, in parallel, until one pairs.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::Message;
+use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
+use crate::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, explain};
+use crate::code::{PairingCode, Role};
+use crate::confirm::tls_error;
+use crate::context::{Context, JoinTarget};
+use crate::error::Error;
+use crate::identity::Identity;
+use crate::peer::Peer;
+use crate::tls;
+
+/// How a joiner dials.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JoinOptions {
+    /// Limit for one dial (TCP connect, TLS, proofs).
+    pub dial_timeout: Duration,
+    /// Limit for the whole join, from start (waiting for the code included).
+    pub deadline: Duration,
+    /// Dials in flight at once.
+    pub max_parallel: usize,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        Self {
+            dial_timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(30),
+            max_parallel: 16,
+        }
+    }
+}
+
+/// One dial and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DialRecord {
+    /// Where.
+    pub addr: SocketAddr,
+    /// The strategy that supplied the address.
+    pub via: String,
+    /// Start, from the start of the join.
+    pub started_ms: u64,
+    /// Duration.
+    pub elapsed_ms: u64,
+    /// `None` for the dial that paired.
+    pub error: Option<String>,
+}
+
+/// A finished pairing, seen from the joiner.
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct Joined {
+    /// The host.
+    pub peer: PairedPeer,
+    /// The strategy whose address paired.
+    pub via: String,
+    /// From start to pairing.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::serde_millis")]
+    pub elapsed: Duration,
+    /// Every dial.
+    pub dials: Vec<DialRecord>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One pairing handshake with the host at `addr`.
+pub async fn dial(
+    identity: &Identity,
+    code: &PairingCode,
+    addr: SocketAddr,
+) -> Result<PairedPeer, Error> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
+    let config = tls::client_config(identity, code.fingerprint, tls::ALPN_PAIR)?;
+    let mut stream = TlsConnector::from(config)
+        .connect(tls::server_name(), tcp)
+        .await
+        .map_err(|e| tls_error(e, addr))?;
+    let mut exporter = [0u8; 32];
+    stream
+        .get_ref()
+        .1
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+    send(
+        &mut stream,
+        &Message::JoinerProof(code.secret.proof(Role::Joiner, &exporter)),
+    )
+    .await?;
+    match read_message(&mut stream).await? {
+        Message::HostProof(proof) if code.secret.verify(Role::Host, &exporter, &proof) => {}
+        Message::HostProof(_) => return Err(Error::HostProofInvalid { addr }),
+        Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
+        _ => {
+            return Err(Error::MalformedFrame {
+                reason: "expected the host's proof",
+            });
+        }
+    }
+    send(
+        &mut stream,
+        &Message::Info {
+            name: identity.name().to_owned(),
+        },
+    )
+    .await?;
+    let Message::Info { name } = read_message(&mut stream).await? else {
+        return Err(Error::MalformedFrame {
+            reason: "expected the host's info",
+        });
+    };
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    Ok(PairedPeer {
+        id: code.device_id(),
+        name,
+        fingerprint: code.fingerprint,
+        addr,
+    })
+}
+
+/// Whether an error ends the join: the host itself said no, so other addresses cannot help.
+fn is_final(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Refused { .. } | Error::HostProofInvalid { .. }
+    )
+}
+
+fn matches_code(peer: &Peer, code: &PairingCode) -> bool {
+    peer.fingerprint == code.fingerprint || peer.session_tag == Some(code.session_tag())
+}
+
+struct Dialer {
+    identity: Arc<Identity>,
+    options: JoinOptions,
+    started: Instant,
+    slots: Arc<Semaphore>,
+    dialed: HashSet<SocketAddr>,
+    dials: JoinSet<(DialRecord, Result<PairedPeer, Error>)>,
+    records: Vec<DialRecord>,
+}
+
+impl Dialer {
+    fn dial_peer(&mut self, peer: &Peer, code: &Arc<PairingCode>) {
+        if !matches_code(peer, code) {
+            return;
+        }
+        for addr in &peer.addrs {
+            let mut target = *addr;
+            target.set_port(code.port);
+            if !self.dialed.insert(target) {
+                continue;
+            }
+            let identity = Arc::clone(&self.identity);
+            let code = Arc::clone(code);
+            let slots = Arc::clone(&self.slots);
+            let limit = self.options.dial_timeout;
+            let started = self.started;
+            let via = peer.strategy.clone();
+            self.dials.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let began = Instant::now();
+                let result = tokio::time::timeout(limit, dial(&identity, &code, target))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Timeout {
+                            what: format!("pairing with {target}"),
+                            after: limit,
+                        })
+                    });
+                let record = DialRecord {
+                    addr: target,
+                    via,
+                    started_ms: millis(began - started),
+                    elapsed_ms: millis(began.elapsed()),
+                    error: result.as_ref().err().map(ToString::to_string),
+                };
+                (record, result)
+            });
+        }
+    }
+}
+
+/// Joins the host the code describes.
+///
+/// Discovery (the chain) starts at once, before the code is known (the post-shared flow reads it
+/// later); every address found for the host, and the code's own candidates through the `direct`
+/// discoverer, is dialled in parallel as soon as both are known. The first successful handshake
+/// wins and everything else is stopped. On failure the error lists what was tried and the likely
+/// cause.
+pub async fn join(
+    ctx: &Context,
+    chain: &DiscovererChain,
+    code: impl Future<Output = Result<PairingCode, Error>> + Send,
+    options: JoinOptions,
+) -> Result<Joined, Error> {
+    let started = Instant::now();
+    let deadline = started + options.deadline;
+    let stop = CancellationToken::new();
+    let _stop_discovery = stop.clone().drop_guard();
+    let (live_tx, mut live_rx) = mpsc::channel::<Peer>(256);
+    let discovery = {
+        let ctx = ctx.clone();
+        let plan = chain.plan().with_deadline(options.deadline);
+        let chain = chain.clone().with_plan(plan);
+        let goal = DiscoveryGoal {
+            until: Some(stop.clone()),
+            ..DiscoveryGoal::default()
+        };
+        tokio::spawn(async move { chain.discover(&ctx, goal, Some(live_tx)).await })
+    };
+    let mut dialer = Dialer {
+        identity: Arc::clone(ctx.identity()),
+        slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
+        options,
+        started,
+        dialed: HashSet::new(),
+        dials: JoinSet::new(),
+        records: Vec::new(),
+    };
+    let mut sightings: Vec<Peer> = Vec::new();
+    let mut code_slot: Option<Arc<PairingCode>> = None;
+    let mut live_open = true;
+    tokio::pin!(code);
+    let failure = loop {
+        tokio::select! {
+            read = &mut code, if code_slot.is_none() => {
+                let code = Arc::new(read?);
+                ctx.set_join_target(JoinTarget::from_code(&code));
+                for peer in &sightings {
+                    dialer.dial_peer(peer, &code);
+                }
+                code_slot = Some(code);
+            }
+            sighting = live_rx.recv(), if live_open => match sighting {
+                Some(peer) => {
+                    if let Some(code) = &code_slot {
+                        dialer.dial_peer(&peer, code);
+                    }
+                    sightings.push(peer);
+                }
+                None => live_open = false,
+            },
+            Some(joined) = dialer.dials.join_next(), if !dialer.dials.is_empty() => {
+                let Ok((record, result)) = joined else { continue };
+                dialer.records.push(record);
+                match result {
+                    Ok(peer) => {
+                        stop.cancel();
+                        dialer.dials.abort_all();
+                        let via = dialer.records.last().map(|r| r.via.clone()).unwrap_or_default();
+                        return Ok(Joined {
+                            peer,
+                            via,
+                            elapsed: started.elapsed(),
+                            dials: dialer.records,
+                        });
+                    }
+                    Err(error) if is_final(&error) => break Some(error),
+                    Err(_) => {}
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    stop.cancel();
+    dialer.dials.abort_all();
+    let report = tokio::time::timeout(Duration::from_secs(2), discovery)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    Err(Error::JoinFailed {
+        summary: summarize(code_slot.is_some(), &dialer.records, report.as_ref()),
+    })
+}
+
+/// "What was tried" and "what likely went wrong", in a sentence or three.
+fn summarize(had_code: bool, dials: &[DialRecord], report: Option<&DiscoverReport>) -> String {
+    if !had_code {
+        return "no pairing code arrived before the deadline".to_owned();
+    }
+    let mut out = String::new();
+    if dials.is_empty() {
+        out.push_str("no address for the host was found");
+    } else {
+        let tried: Vec<String> = dials
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} (from {}): {}",
+                    d.addr,
+                    d.via,
+                    d.error.as_deref().unwrap_or("ok")
+                )
+            })
+            .collect();
+        out.push_str(&format!("tried {}", tried.join("; ")));
+    }
+    if let Some(report) = report {
+        out.push_str(&format!("; discovery: {}", explain(&report.attempts)));
+    }
+    let errors: Vec<&str> = dials.iter().filter_map(|d| d.error.as_deref()).collect();
+    let hint = if errors
+        .iter()
+        .any(|e| e.contains("does not match the pinned key"))
+    {
+        "a different device answered at the host's address (an impostor, or the host restarted with a new key)"
+    } else if dials.is_empty() {
+        "the host is not on this network (another subnet, a VPN, or Wi-Fi client isolation), or it stopped"
+    } else if errors.iter().all(|e| e.contains("timed out")) {
+        "packets to the host are dropped: a firewall on the host, or Wi-Fi client isolation"
+    } else if errors.iter().any(|e| e.contains("refused")) {
+        "nothing listens at those addresses any more: the host stopped or moved to another address"
+    } else {
+        "the host could not be reached"
+    };
+    out.push_str(&format!(". Likely: {hint}"));
+    out
+}

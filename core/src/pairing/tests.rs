@@ -1,0 +1,335 @@
+//! Pairing over loopback: both flows' handshake, refusals, limits. No discovery beyond a stand-in
+//! for `direct` that offers the code's own addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::wire::{Message, Refusal};
+use super::*;
+use crate::chain::{DiscovererChain, Plan};
+use crate::code::{PairingCode, Role, Secret};
+use crate::config::{ChainMode, Settings, Source};
+use crate::{Context, Error, Identity, Peer, PeerDiscoverer, PeerSink, StrategyError, tls};
+
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// Offers the code's candidates once the join target is known, like the `direct` discoverer.
+struct CodeAddresses;
+
+#[async_trait]
+impl PeerDiscoverer for CodeAddresses {
+    async fn discover(&self, ctx: &Context, sink: PeerSink) -> Result<(), StrategyError> {
+        let mut target = ctx.join_target();
+        let known = tokio::select! {
+            t = target.wait_for(Option::is_some) => t.ok().and_then(|t| t.clone()),
+            () = sink.stopped() => None,
+        };
+        if let Some(t) = known {
+            let addrs = t
+                .candidates
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, t.port))
+                .collect();
+            sink.found(Peer::new(t.fingerprint, String::new(), addrs))
+                .await;
+        }
+        sink.stopped().await;
+        Ok(())
+    }
+}
+
+fn ctx(name: &str) -> Context {
+    Context::new(
+        Settings::load(Source::Toml(String::new())).unwrap(),
+        Arc::new(Identity::ephemeral(name).unwrap()),
+        None,
+    )
+    .unwrap()
+}
+
+fn chain() -> DiscovererChain {
+    DiscovererChain::new(Plan {
+        mode: ChainMode::All,
+        stagger: Duration::ZERO,
+        strategy_timeout: None,
+        deadline: Duration::from_secs(10),
+    })
+    .with("direct", Arc::new(CodeAddresses))
+}
+
+#[allow(clippy::needless_pass_by_value, reason = "callers build the options inline")]
+fn host(options: HostOptions) -> (Context, PairingHost) {
+    let ctx = ctx("host");
+    let host = PairingHost::start(
+        Arc::clone(ctx.identity()),
+        HostOptions {
+            bind: LOOPBACK,
+            candidates: vec![LOOPBACK],
+            ..options
+        },
+    )
+    .unwrap();
+    (ctx, host)
+}
+
+fn quick() -> JoinOptions {
+    JoinOptions {
+        deadline: Duration::from_secs(2),
+        ..JoinOptions::default()
+    }
+}
+
+async fn join_with(code: PairingCode) -> Result<Joined, Error> {
+    join(&ctx("joiner"), &chain(), async { Ok(code) }, quick()).await
+}
+
+fn with_secret(code: &PairingCode, secret: [u8; 16]) -> PairingCode {
+    PairingCode::new(
+        code.flow,
+        code.port,
+        code.fingerprint,
+        Secret::from_bytes(secret),
+        code.candidates.clone(),
+    )
+}
+
+#[tokio::test]
+async fn pairs_and_both_sides_learn_each_other() {
+    let (host_ctx, host) = host(HostOptions::default());
+    let joiner = ctx("joiner");
+    let code = host.code().clone();
+    let chain = chain();
+    let (joined, paired) = tokio::join!(
+        join(&joiner, &chain, async { Ok(code) }, quick()),
+        host.wait()
+    );
+    let joined = joined.unwrap();
+    let paired = paired.unwrap();
+    assert_eq!(joined.peer.fingerprint, host_ctx.identity().fingerprint());
+    assert_eq!(joined.peer.name, "host");
+    assert_eq!(joined.via, "direct");
+    assert_eq!(paired.peer.fingerprint, joiner.identity().fingerprint());
+    assert_eq!(paired.peer.id, joiner.identity().device_id());
+    assert_eq!(paired.peer.name, "joiner");
+
+    // Single use.
+    let again = join_with(host.code().clone()).await.unwrap_err();
+    assert!(
+        matches!(
+            again,
+            Error::Refused {
+                refusal: Refusal::Used,
+                ..
+            }
+        ),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_code_is_refused_and_host_keeps_waiting() {
+    let (_ctx, host) = host(HostOptions::default());
+    let wrong = with_secret(host.code(), [0x55; 16]);
+    let err = join_with(wrong).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                refusal: Refusal::WrongProof,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not the one it shows"), "{err}");
+    assert_eq!(host.wrong_proofs(), 1);
+    let code = host.code().clone();
+    let (joined, paired) = tokio::join!(join_with(code), host.wait());
+    joined.unwrap();
+    paired.unwrap();
+}
+
+#[tokio::test]
+async fn five_wrong_proofs_end_the_code() {
+    let (_ctx, host) = host(HostOptions::default());
+    for n in 0..5u8 {
+        let err = join_with(with_secret(host.code(), [n; 16]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Refused {
+                    refusal: Refusal::WrongProof,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(1), host.wait())
+        .await
+        .unwrap();
+    assert!(
+        matches!(ended, Err(Error::TooManyWrongProofs { count: 5 })),
+        "{ended:?}"
+    );
+    let err = join_with(host.code().clone()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                refusal: Refusal::TooManyAttempts,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn expired_code_is_refused() {
+    let (_ctx, host) = host(HostOptions {
+        ttl: Duration::from_millis(300),
+        ..HostOptions::default()
+    });
+    let ended = host.wait().await;
+    assert!(matches!(ended, Err(Error::CodeExpired { .. })), "{ended:?}");
+    let err = join_with(host.code().clone()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                refusal: Refusal::Expired,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn impostor_with_another_key_is_refused() {
+    let (_ctx, real) = host(HostOptions::default());
+    let (_ctx2, impostor) = host(HostOptions::default());
+    // The real code, but the impostor's address: the pin rejects the impostor's key.
+    let mut code = real.code().clone();
+    code.port = impostor.code().port;
+    let err = join_with(code).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("does not match the pinned key"), "{text}");
+    assert!(text.contains("impostor"), "{text}");
+    assert_eq!(
+        impostor.wrong_proofs(),
+        0,
+        "no proof may reach an unpinned host"
+    );
+}
+
+/// Sends `proof` as the joiner's proof on a fresh connection and returns the host's answer.
+async fn send_proof(code: &PairingCode, proof: [u8; 32]) -> Message {
+    let identity = Identity::ephemeral("replayer").unwrap();
+    let tcp = TcpStream::connect((LOOPBACK, code.port)).await.unwrap();
+    let config = tls::client_config(&identity, code.fingerprint, tls::ALPN_PAIR).unwrap();
+    let mut stream = TlsConnector::from(config)
+        .connect(tls::server_name(), tcp)
+        .await
+        .unwrap();
+    send(&mut stream, &Message::JoinerProof(proof))
+        .await
+        .unwrap();
+    read_message(&mut stream).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_proof_from_another_session_is_useless() {
+    let (_ctx, host) = host(HostOptions::default());
+    // A proof computed with the right secret but another session's exporter value.
+    let replayed = host.code().secret.proof(Role::Joiner, &[7u8; 32]);
+    assert_eq!(
+        send_proof(host.code(), replayed).await,
+        Message::Refused(Refusal::WrongProof)
+    );
+    // The host's proof never verifies as a joiner's.
+    let host_side = host.code().secret.proof(Role::Host, &[7u8; 32]);
+    assert_eq!(
+        send_proof(host.code(), host_side).await,
+        Message::Refused(Refusal::WrongProof)
+    );
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_capped_per_source() {
+    use tokio::io::AsyncReadExt;
+    let (_ctx, host) = host(HostOptions {
+        max_per_source: 2,
+        handshake_timeout: Duration::from_secs(3),
+        ..HostOptions::default()
+    });
+    let addr = SocketAddr::new(LOOPBACK, host.code().port);
+    let _a = TcpStream::connect(addr).await.unwrap();
+    let _b = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    // Over the cap: closed at once instead of waiting for a handshake.
+    let read = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+}
+
+#[tokio::test]
+async fn silent_connection_is_dropped_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let (_ctx, host) = host(HostOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..HostOptions::default()
+    });
+    let mut idle = TcpStream::connect((LOOPBACK, host.code().port))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+}
+
+#[tokio::test]
+async fn code_arriving_late_still_pairs_with_addresses_found_earlier() {
+    let (_ctx, host) = host(HostOptions::default());
+    let code = host.code().clone();
+    let late = async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(code)
+    };
+    let (joiner, chain) = (ctx("joiner"), chain());
+    let (joined, paired) = tokio::join!(join(&joiner, &chain, late, quick()), host.wait());
+    assert!(joined.unwrap().elapsed >= Duration::from_millis(300));
+    paired.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_listening_fails_with_what_was_tried() {
+    let (_ctx, host) = host(HostOptions::default());
+    let code = host.code().clone();
+    drop(host);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let err = join(
+        &ctx("joiner"),
+        &chain(),
+        async { Ok(code) },
+        JoinOptions {
+            deadline: Duration::from_secs(1),
+            ..JoinOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("tried 127.0.0.1:"), "{text}");
+    assert!(text.contains("(from direct)"), "{text}");
+    assert!(text.contains("Likely: nothing listens"), "{text}");
+}

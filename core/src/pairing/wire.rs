@@ -1,0 +1,191 @@
+//! Messages of the pairing protocol, inside TLS. One parse function; never panics; trailing
+//! bytes rejected.
+//!
+//! ```text
+//! payload = version:u8 (=1) type:u8 body
+//! JoinerProof (1): proof:[u8;32]     HMAC(secret, "joiner" label ‖ TLS exporter)
+//! HostProof   (2): proof:[u8;32]     HMAC(secret, "host" label ‖ TLS exporter)
+//! Refused     (3): reason:u8
+//! Info        (4): name_len:u8 name:[u8; name_len] (UTF-8, at most 64 bytes)
+//! ```
+//! Device id and key are not sent: they are the TLS key's.
+
+use crate::error::Error;
+
+const VERSION: u8 = 1;
+/// Longest device name exchanged.
+pub const MAX_NAME: usize = 64;
+
+/// Why the host refused a joiner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The proof did not verify: the joiner holds another code.
+    WrongProof,
+    /// The code's lifetime is over.
+    Expired,
+    /// The code was already used for a pairing.
+    Used,
+    /// Too many wrong proofs ended the code.
+    TooManyAttempts,
+}
+
+impl Refusal {
+    fn byte(self) -> u8 {
+        match self {
+            Self::WrongProof => 1,
+            Self::Expired => 2,
+            Self::Used => 3,
+            Self::TooManyAttempts => 4,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            1 => Self::WrongProof,
+            2 => Self::Expired,
+            3 => Self::Used,
+            4 => Self::TooManyAttempts,
+            _ => return None,
+        })
+    }
+
+    /// What it means for the person holding the code.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::WrongProof => {
+                "the host rejected our proof: this code is not the one it shows (mistyped or from another pairing)"
+            }
+            Self::Expired => "the code has expired: start pairing again on the host",
+            Self::Used => "the code was already used: start pairing again on the host",
+            Self::TooManyAttempts => {
+                "too many wrong attempts ended this code: start pairing again on the host"
+            }
+        }
+    }
+}
+
+/// A pairing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// The joiner proves it holds the secret.
+    JoinerProof([u8; 32]),
+    /// The host proves it holds the secret too.
+    HostProof([u8; 32]),
+    /// The host says no.
+    Refused(Refusal),
+    /// A device's name, after both proofs.
+    Info {
+        /// Display name.
+        name: String,
+    },
+}
+
+/// Encodes a message; names are cut to [`MAX_NAME`] bytes on a character boundary.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    match message {
+        Message::JoinerProof(proof) => {
+            out.push(1);
+            out.extend_from_slice(proof);
+        }
+        Message::HostProof(proof) => {
+            out.push(2);
+            out.extend_from_slice(proof);
+        }
+        Message::Refused(reason) => {
+            out.push(3);
+            out.push(reason.byte());
+        }
+        Message::Info { name } => {
+            out.push(4);
+            let mut end = name.len().min(MAX_NAME);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push(u8::try_from(end).unwrap_or(0));
+            out.extend_from_slice(&name.as_bytes()[..end]);
+        }
+    }
+    out
+}
+
+fn malformed(reason: &'static str) -> Error {
+    Error::MalformedFrame { reason }
+}
+
+fn proof(body: &[u8]) -> Result<[u8; 32], Error> {
+    <[u8; 32]>::try_from(body).map_err(|_| malformed("a proof is 32 bytes"))
+}
+
+/// Parses one payload.
+pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
+    let [version, kind, body @ ..] = bytes else {
+        return Err(malformed("truncated"));
+    };
+    if *version != VERSION {
+        return Err(malformed("unsupported pairing protocol version"));
+    }
+    match kind {
+        1 => Ok(Message::JoinerProof(proof(body)?)),
+        2 => Ok(Message::HostProof(proof(body)?)),
+        3 => match body {
+            [reason] => Refusal::from_byte(*reason)
+                .map(Message::Refused)
+                .ok_or_else(|| malformed("unknown refusal")),
+            _ => Err(malformed("a refusal is one byte")),
+        },
+        4 => {
+            let [len, name @ ..] = body else {
+                return Err(malformed("truncated"));
+            };
+            if usize::from(*len) != name.len() || name.len() > MAX_NAME {
+                return Err(malformed("bad name length"));
+            }
+            let name = std::str::from_utf8(name).map_err(|_| malformed("name is not UTF-8"))?;
+            Ok(Message::Info {
+                name: name.to_owned(),
+            })
+        }
+        _ => Err(malformed("unknown message type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            any::<[u8; 32]>().prop_map(Message::JoinerProof),
+            any::<[u8; 32]>().prop_map(Message::HostProof),
+            (1u8..=4).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
+            "[a-zA-Z0-9 éü-]{0,20}".prop_map(|name| Message::Info { name }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(m in message()) {
+            prop_assert_eq!(parse(&encode(&m)).unwrap(), m);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = parse(&bytes);
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_on_a_character_boundary() {
+        let name = "é".repeat(40);
+        let Message::Info { name: cut } = parse(&encode(&Message::Info { name })).unwrap() else {
+            panic!("not info");
+        };
+        assert_eq!(cut.len(), 64);
+    }
+}
