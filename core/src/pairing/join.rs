@@ -137,6 +137,25 @@ pub async fn dial(
     })
 }
 
+/// Checks that the pairing listener at `addr` holds the pinned key: a TLS handshake, then a clean
+/// close without a proof (the host does not count that as a wrong attempt).
+pub async fn probe(
+    identity: &Identity,
+    fingerprint: crate::identity::Fingerprint,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
+    let config = tls::client_config(identity, fingerprint, tls::ALPN_PAIR)?;
+    let mut stream = TlsConnector::from(config)
+        .connect(tls::server_name(), tcp)
+        .await
+        .map_err(|e| tls_error(e, addr))?;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    Ok(())
+}
+
 /// Whether an error ends the join: the host itself said no, so other addresses cannot help.
 fn is_final(error: &Error) -> bool {
     matches!(

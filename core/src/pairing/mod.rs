@@ -23,7 +23,7 @@ use crate::frame::{MAX_FRAME, read_frame, write_frame};
 use crate::identity::{DeviceId, Fingerprint};
 
 pub use host::{HostOptions, PairingHost};
-pub use join::{DialRecord, JoinOptions, Joined, dial, join};
+pub use join::{DialRecord, JoinOptions, Joined, dial, join, probe};
 
 /// TLS exporter label both sides use to bind proofs to the session.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-localpair-pairing-proof";
