@@ -34,4 +34,49 @@ pub enum Command {
     Strategies,
     /// Run the resolver chain: which of my addresses can a peer reach?
     Resolve,
+    /// Announce this device and list the peers found.
+    Discover {
+        /// Listen this many seconds (default: `discover.deadline_ms`).
+        #[arg(long, value_name = "S", value_parser = parse_seconds)]
+        timeout: Option<std::time::Duration>,
+        /// Stop after this many peers.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+    },
+    /// Start pairing: print the code and its QR, wait for one peer.
+    Host {
+        /// pre: show the code first, the joiner discovers afterwards (listens on all addresses);
+        /// post: devices discover each other first, the code confirms (listens on the confirmed
+        /// LAN address only).
+        #[arg(long, value_enum, default_value = "pre")]
+        flow: FlowArg,
+        /// Where the QR code goes: terminal, none, png:FILE or svg:FILE.
+        #[arg(long, default_value = "terminal", value_name = "TARGET")]
+        qr: crate::qr::QrTarget,
+    },
+    /// Pair with a host, from its code (the argument, or a line on stdin).
+    Join {
+        /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
+        code: Option<String>,
+    },
+}
+
+/// `--flow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum FlowArg {
+    /// Pre-shared: code first.
+    Pre,
+    /// Post-shared: discovery first.
+    Post,
+}
+
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() <= 24 * 3600)
+        .ok_or_else(|| format!("`{text}`: expected more than 0 and at most 86400 seconds"))
 }

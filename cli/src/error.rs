@@ -16,6 +16,44 @@ pub enum Error {
     /// Writing the output failed (exit 1).
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+    /// The text does not fit a QR code (exit 1).
+    #[error("QR code: {0}")]
+    Qr(#[source] qrcode::types::QrError),
+    /// The PNG encoder failed (exit 1).
+    #[error("writing {}: {source}", path.display())]
+    Png {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: png::EncodingError,
+    },
+    /// A file could not be written (exit 1).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pairing code did not parse (exit 2: bad input).
+    #[error("{0}")]
+    Code(#[source] localpair_core::Error),
+    /// Pairing or discovery failed (exit 1).
+    #[error("{0}")]
+    Failed(#[source] localpair_core::Error),
+    /// Discovery found no peer (exit 1).
+    #[error("no peer found within {seconds} s; {attempts}")]
+    NoPeers {
+        /// The window.
+        seconds: f64,
+        /// Every attempt and how it ended.
+        attempts: String,
+    },
+    /// Ctrl-C (exit 1).
+    #[error("interrupted")]
+    Interrupted,
     /// The resolver chain found no address (exit 1).
     #[error("no usable address found; {attempts}")]
     NoCandidates {
@@ -28,7 +66,7 @@ impl Error {
     /// 2 for bad usage or configuration, 1 for a failed operation.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => 2,
+            Self::Config(_) | Self::Code(_) => 2,
             _ => 1,
         }
     }

@@ -19,6 +19,7 @@ mod commands;
 mod error;
 mod logging;
 mod output;
+mod qr;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -29,8 +30,12 @@ pub use args::{Args, Command};
 pub use error::Error;
 
 // The linker drops a crate nobody references, and its registrations with it.
+use localpair_direct as _;
 use localpair_interface_sweep as _;
+use localpair_mdns as _;
 use localpair_outbound_route as _;
+use localpair_subnet_scan as _;
+use localpair_udp_multicast as _;
 
 /// Runs the CLI on the process arguments.
 pub fn main() -> ExitCode {

@@ -115,6 +115,44 @@ impl Default for ConfirmConfig {
     }
 }
 
+/// The `[pairing]` section: hosting and joining.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PairingConfig {
+    /// Pairing listener port; 0 lets the OS choose.
+    pub port: u16,
+    /// How long a code lives.
+    pub code_ttl_ms: u64,
+    /// Wrong proofs that end a code.
+    pub max_wrong_proofs: u32,
+    /// TLS handshake plus proof exchange must finish within this.
+    pub handshake_timeout_ms: u64,
+    /// Unproven connections at once, in total.
+    pub max_unauthenticated: usize,
+    /// Unproven connections at once, per source address.
+    pub max_per_source: usize,
+    /// Addresses written into a code (best first).
+    pub code_candidates: usize,
+    /// Limit for one dial by the joiner (connect, TLS, proofs).
+    pub dial_timeout_ms: u64,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            code_ttl_ms: 300_000,
+            max_wrong_proofs: 5,
+            handshake_timeout_ms: 5_000,
+            max_unauthenticated: 16,
+            max_per_source: 4,
+            code_candidates: 4,
+            dial_timeout_ms: 2_000,
+        }
+    }
+}
+
 /// The whole configuration, minus the strategy tables (see [`Settings::strategy_table`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -126,6 +164,10 @@ pub struct Config {
     pub resolve: ChainConfig,
     /// The peer discoverer chain.
     pub discover: ChainConfig,
+    /// The discoverer chain a joiner runs to find its host.
+    pub join: ChainConfig,
+    /// Hosting and joining.
+    pub pairing: PairingConfig,
     /// Which interfaces strategies may use.
     pub interfaces: InterfacesConfig,
     /// The confirmation listener.
@@ -153,6 +195,19 @@ impl Default for Config {
                 strategy_timeout_ms: 0,
                 deadline_ms: 5_000,
             },
+            join: ChainConfig {
+                order: vec![
+                    "direct".into(),
+                    "udp-multicast".into(),
+                    "mdns".into(),
+                    "subnet-scan".into(),
+                ],
+                mode: ChainMode::All,
+                stagger_ms: 0,
+                strategy_timeout_ms: 0,
+                deadline_ms: 30_000,
+            },
+            pairing: PairingConfig::default(),
             interfaces: InterfacesConfig::default(),
             confirm: ConfirmConfig::default(),
             strategies: BTreeMap::new(),
@@ -211,10 +266,12 @@ impl figment::Provider for Environment {
 }
 
 fn environment() -> Environment {
-    const SECTIONS: [&str; 6] = [
+    const SECTIONS: [&str; 8] = [
         "device",
         "resolve",
         "discover",
+        "join",
+        "pairing",
         "interfaces",
         "confirm",
         "strategies",

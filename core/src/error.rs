@@ -166,6 +166,12 @@ pub enum Error {
         /// The host's address.
         addr: SocketAddr,
     },
+    /// Another connection to the same host paired first; this one was not used.
+    #[error("{addr}: not needed, another address paired first")]
+    Superseded {
+        /// The address of the unused connection.
+        addr: SocketAddr,
+    },
     /// No address paired before the deadline.
     #[error("pairing failed: {summary}")]
     JoinFailed {

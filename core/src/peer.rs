@@ -22,11 +22,12 @@ pub struct Peer {
     /// SHA-256 of its SubjectPublicKeyInfo, as announced (pinned when we connect).
     pub fingerprint: Fingerprint,
     /// Session tag of the pairing it hosts, when it announces one.
+    #[serde(with = "tag_hex")]
     pub session_tag: Option<[u8; 8]>,
     /// The strategy that found it first (filled in by the chain runner).
     pub strategy: String,
     /// Time from the start of discovery to the first sighting (filled in by the chain runner).
-    #[serde(with = "millis")]
+    #[serde(rename = "elapsed_ms", with = "millis")]
     pub found_after: Duration,
 }
 
@@ -71,10 +72,38 @@ mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        crate::serde_millis(d, s)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+        f64::deserialize(d).map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    }
+}
+
+mod tag_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(tag: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
+        match tag {
+            Some(tag) => s.serialize_some(&crate::identity::hex(tag)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 8]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let mut tag = [0u8; 8];
+        if text.len() != 16 || !text.is_ascii() {
+            return Err(serde::de::Error::custom("a session tag is 16 hex digits"));
+        }
+        for (slot, pair) in tag.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
+            *slot = u8::from_str_radix(pair, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(Some(tag))
     }
 }

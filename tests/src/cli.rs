@@ -129,3 +129,96 @@ impl Localpair {
 
 /// How long a CLI command in a lab test may run before the test calls it hung.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `localpair` process whose stdout is read line by line while it runs (`host` prints its code
+/// first and the result later).
+#[derive(Debug)]
+pub struct Running {
+    child: ChildGuard,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// The next stdout line, waiting at most `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Result<String, LabError> {
+        self.lines.recv_timeout(timeout).map_err(|_| {
+            LabError::Timeout(format!(
+                "no stdout line within {timeout:?}; stderr so far: {}",
+                self.stderr()
+            ))
+        })
+    }
+
+    /// The next stdout line as JSON.
+    pub fn next_json(&self, timeout: Duration) -> Result<serde_json::Value, LabError> {
+        let line = self.next_line(timeout)?;
+        serde_json::from_str(&line)
+            .map_err(|e| LabError::Timeout(format!("stdout line is not JSON ({e}): {line}")))
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the exit, at most `timeout`, then kills it.
+    pub fn wait(mut self, timeout: Duration) -> Result<ExitStatus, LabError> {
+        let status = self.child.wait_timeout(timeout)?;
+        status.ok_or_else(|| {
+            LabError::Timeout(format!(
+                "`{}` still running after {timeout:?}; stderr: {}",
+                self.child.command_line(),
+                self.stderr()
+            ))
+        })
+    }
+
+    /// The process, e.g. to write its stdin or signal it.
+    pub fn child(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+}
+
+impl Localpair {
+    /// Starts it in the background with stdout read line by line.
+    pub fn start(self) -> Result<Running, LabError> {
+        use std::io::{BufRead as _, Read as _};
+        let mut child = self.spawn()?;
+        let stdout = child.stdout.take();
+        let stderr_pipe = child.stderr.take();
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut pipe) = stderr_pipe {
+            let sink = std::sync::Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        Ok(Running {
+            child,
+            lines,
+            stderr,
+        })
+    }
+}

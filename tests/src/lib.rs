@@ -49,7 +49,7 @@ mod process;
 mod spec;
 
 pub use capture::Capture;
-pub use cli::{CLI_TIMEOUT, Localpair, Ran};
+pub use cli::{CLI_TIMEOUT, Localpair, Ran, Running};
 pub use error::LabError;
 pub use fault::Faults;
 pub use host::Host;

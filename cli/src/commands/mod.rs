@@ -1,5 +1,8 @@
 //! One module per command; this one holds what they share.
 
+mod discover;
+mod host;
+mod join;
 mod resolve;
 mod strategies;
 
@@ -13,6 +16,9 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
     match &args.command {
         Command::Strategies => strategies::run(args),
         Command::Resolve => resolve::run(args),
+        Command::Discover { timeout, count } => discover::run(args, *timeout, *count),
+        Command::Host { flow, qr } => host::run(args, *flow, qr),
+        Command::Join { code } => join::run(args, code.as_deref()),
     }
 }
 
@@ -40,4 +46,34 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// Identity, listener and context for an operation.
 pub(crate) fn context(settings: Settings) -> Result<Context, Error> {
     Context::start(settings).map_err(Error::Setup)
+}
+
+/// Resolves when Ctrl-C is pressed (never, if the handler cannot be installed).
+pub(crate) async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One line on stderr: progress, not output.
+pub(crate) fn progress(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A peer in one line, for progress output.
+pub(crate) fn describe_peer(peer: &localpair_core::Peer) -> String {
+    let addrs: Vec<String> = peer.addrs.iter().map(ToString::to_string).collect();
+    let name = if peer.name.is_empty() {
+        "(unnamed)"
+    } else {
+        peer.name.as_str()
+    };
+    format!(
+        "{name} [{}] at {} via {} after {:.0} ms",
+        peer.id,
+        addrs.join(", "),
+        peer.strategy,
+        peer.found_after.as_secs_f64() * 1000.0
+    )
 }

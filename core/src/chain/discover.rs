@@ -94,11 +94,23 @@ impl DiscovererChain {
 
     /// The chain `[discover]` describes, built from the registry.
     pub fn from_settings(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
-        let section = &settings.config().discover;
+        Self::from_section(registry, settings, "discover", &settings.config().discover)
+    }
+
+    /// The chain `[join]` describes: what a joiner runs to find its host.
+    pub fn for_joining(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
+        Self::from_section(registry, settings, "join", &settings.config().join)
+    }
+
+    fn from_section(
+        registry: &Registry,
+        settings: &Settings,
+        key: &str,
+        section: &crate::config::ChainConfig,
+    ) -> Result<Self, Error> {
         let mut chain = Self::new(Plan::from_config(section));
         for (i, name) in section.order.iter().enumerate() {
-            let discoverer =
-                registry.discoverer(name, &format!("discover.order[{i}]"), settings)?;
+            let discoverer = registry.discoverer(name, &format!("{key}.order[{i}]"), settings)?;
             chain = chain.with(name.clone(), discoverer);
         }
         Ok(chain)

@@ -35,6 +35,9 @@ pub struct JoinOptions {
     pub deadline: Duration,
     /// Dials in flight at once.
     pub max_parallel: usize,
+    /// Every sighting during the join is also offered here (dropped when full), so a UI can list
+    /// the devices found while the code is still being typed.
+    pub sightings: Option<mpsc::Sender<Peer>>,
 }
 
 impl Default for JoinOptions {
@@ -43,6 +46,7 @@ impl Default for JoinOptions {
             dial_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(30),
             max_parallel: 16,
+            sightings: None,
         }
     }
 }
@@ -82,11 +86,27 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Serialises the proof step of parallel dials to one host: connections race, but only one at a
+/// time may spend the code, and none after one succeeded (a second proof would only meet "used").
+#[derive(Debug, Default)]
+struct ProofTurn {
+    done: tokio::sync::Mutex<bool>,
+}
+
 /// One pairing handshake with the host at `addr`.
 pub async fn dial(
     identity: &Identity,
     code: &PairingCode,
     addr: SocketAddr,
+) -> Result<PairedPeer, Error> {
+    dial_in_turn(identity, code, addr, &ProofTurn::default()).await
+}
+
+async fn dial_in_turn(
+    identity: &Identity,
+    code: &PairingCode,
+    addr: SocketAddr,
+    turn: &ProofTurn,
 ) -> Result<PairedPeer, Error> {
     let tcp = TcpStream::connect(addr)
         .await
@@ -96,6 +116,10 @@ pub async fn dial(
         .connect(tls::server_name(), tcp)
         .await
         .map_err(|e| tls_error(e, addr))?;
+    let mut done = turn.done.lock().await;
+    if *done {
+        return Err(Error::Superseded { addr });
+    }
     let mut exporter = [0u8; 32];
     stream
         .get_ref()
@@ -116,6 +140,9 @@ pub async fn dial(
             });
         }
     }
+    // Both proofs checked: the code is spent, whatever happens to the rest of this exchange.
+    *done = true;
+    drop(done);
     send(
         &mut stream,
         &Message::Info {
@@ -174,6 +201,7 @@ struct Dialer {
     started: Instant,
     slots: Arc<Semaphore>,
     dialed: HashSet<SocketAddr>,
+    turn: Arc<ProofTurn>,
     dials: JoinSet<(DialRecord, Result<PairedPeer, Error>)>,
     records: Vec<DialRecord>,
 }
@@ -195,17 +223,19 @@ impl Dialer {
             let limit = self.options.dial_timeout;
             let started = self.started;
             let via = peer.strategy.clone();
+            let turn = Arc::clone(&self.turn);
             self.dials.spawn(async move {
                 let _slot = slots.acquire_owned().await;
                 let began = Instant::now();
-                let result = tokio::time::timeout(limit, dial(&identity, &code, target))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::Timeout {
-                            what: format!("pairing with {target}"),
-                            after: limit,
-                        })
-                    });
+                let result =
+                    tokio::time::timeout(limit, dial_in_turn(&identity, &code, target, &turn))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::Timeout {
+                                what: format!("pairing with {target}"),
+                                after: limit,
+                            })
+                        });
                 let record = DialRecord {
                     addr: target,
                     via,
@@ -253,6 +283,7 @@ pub async fn join(
         options,
         started,
         dialed: HashSet::new(),
+        turn: Arc::default(),
         dials: JoinSet::new(),
         records: Vec::new(),
     };
@@ -272,6 +303,9 @@ pub async fn join(
             }
             sighting = live_rx.recv(), if live_open => match sighting {
                 Some(peer) => {
+                    if let Some(out) = &dialer.options.sightings {
+                        let _ = out.try_send(peer.clone());
+                    }
                     if let Some(code) = &code_slot {
                         dialer.dial_peer(&peer, code);
                     }

@@ -62,7 +62,10 @@ fn chain() -> DiscovererChain {
     .with("direct", Arc::new(CodeAddresses))
 }
 
-#[allow(clippy::needless_pass_by_value, reason = "callers build the options inline")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the options inline"
+)]
 fn host(options: HostOptions) -> (Context, PairingHost) {
     let ctx = ctx("host");
     let host = PairingHost::start(

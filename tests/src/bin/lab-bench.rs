@@ -6,7 +6,11 @@
 //! ```
 //! Scenarios: `resolve` (default: all). Needs root, like the lab tests.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark reports on the terminal")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark reports on the terminal"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -49,7 +53,9 @@ impl Table {
     }
 
     fn markdown(&self) -> String {
-        let mut out = String::from("| measurement | runs | median ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|\n");
+        let mut out = String::from(
+            "| measurement | runs | median ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|\n",
+        );
         for (name, s) in &self.rows {
             out.push_str(&format!(
                 "| {name} | {} | {:.1} | {:.1} | {:.1} |\n",
@@ -94,7 +100,11 @@ fn bench_resolve(table: &mut Table, runs: usize) -> Result<(), LabError> {
             &unrouted,
             "",
         ),
-        ("resolve: interface-sweep alone", &routed, "[resolve]\norder = [\"interface-sweep\"]\n"),
+        (
+            "resolve: interface-sweep alone",
+            &routed,
+            "[resolve]\norder = [\"interface-sweep\"]\n",
+        ),
     ] {
         let mut chain = Vec::new();
         let mut wall = Vec::new();

@@ -1,0 +1,165 @@
+//! `localpair host`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use localpair_core::code::Flow;
+use localpair_core::pairing::{HostOptions, PairingHost};
+use localpair_core::{
+    Advert, ChainMode, DiscovererChain, DiscoveryGoal, InterfaceClass, ResolverChain,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{context, interrupted, load, progress, runtime};
+use crate::args::{Args, FlowArg};
+use crate::error::Error;
+use crate::output;
+use crate::qr::{self, QrTarget};
+
+pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), Error> {
+    let (settings, registry) = load(args)?;
+    let flow = match flow {
+        FlowArg::Pre => Flow::Pre,
+        _ => Flow::Post,
+    };
+    let mut resolver = ResolverChain::from_settings(&registry, &settings).map_err(Error::Config)?;
+    if flow == Flow::Pre {
+        // Every usable address goes into the code and the joiner dials them all at once.
+        let mut plan = resolver.plan();
+        plan.mode = ChainMode::All;
+        resolver = resolver.with_plan(plan);
+    }
+    let announcer = DiscovererChain::from_settings(&registry, &settings).map_err(Error::Config)?;
+    let pairing = settings.config().pairing.clone();
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let ctx = context(settings)?;
+        let resolved = resolver.resolve(&ctx).await;
+        // IPv6 link-local costs 17 bytes of code and the joiner must guess its scope: only worth it
+        // when there is no IPv4 address at all.
+        let has_ipv4 = resolved.candidates.iter().any(|c| c.ip.is_ipv4());
+        let usable: Vec<IpAddr> = resolved
+            .candidates
+            .iter()
+            .filter(|c| c.class != InterfaceClass::Loopback)
+            .filter(|c| {
+                !(has_ipv4 && c.ip.is_ipv6() && localpair_core::candidate::is_link_local(c.ip))
+            })
+            .map(|c| c.ip)
+            .take(pairing.code_candidates)
+            .collect();
+        let bind = match (flow, usable.first()) {
+            (Flow::Pre, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (_, Some(best)) => *best,
+            (_, None) => {
+                return Err(Error::NoCandidates {
+                    attempts: localpair_core::chain::explain(&resolved.attempts),
+                });
+            }
+        };
+        let mut options = HostOptions::default();
+        options.flow = flow;
+        options.bind = bind;
+        options.port = pairing.port;
+        options.candidates = if flow == Flow::Pre {
+            usable
+        } else {
+            vec![bind]
+        };
+        options.ttl = Duration::from_millis(pairing.code_ttl_ms);
+        options.max_wrong_proofs = pairing.max_wrong_proofs;
+        options.handshake_timeout = Duration::from_millis(pairing.handshake_timeout_ms);
+        options.max_unauthenticated = pairing.max_unauthenticated;
+        options.max_per_source = pairing.max_per_source;
+        let ttl = options.ttl;
+        let host =
+            PairingHost::start(Arc::clone(ctx.identity()), options).map_err(Error::Failed)?;
+        let code = host.code().clone();
+        ctx.set_advert(Advert::pairing(code.port, Some(code.session_tag())));
+        show_code(args, &code, ttl, target)?;
+
+        // Announce while waiting, so joiners find this host by multicast and mDNS too.
+        let stop = CancellationToken::new();
+        let announcing = {
+            let ctx = ctx.clone();
+            let chain = announcer
+                .clone()
+                .with_plan(announcer.plan().with_deadline(ttl));
+            let goal = DiscoveryGoal {
+                until: Some(stop.clone()),
+                ..DiscoveryGoal::default()
+            };
+            tokio::spawn(async move { chain.discover(&ctx, goal, None).await })
+        };
+        let outcome = tokio::select! {
+            outcome = host.wait() => outcome.map_err(Error::Failed),
+            () = interrupted() => Err(Error::Interrupted),
+        };
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), announcing).await;
+        let paired = outcome?;
+        if args.json {
+            output::json(&json!({
+                "paired": true,
+                "peer": paired.peer,
+                "elapsed_ms": paired.elapsed.as_secs_f64() * 1000.0,
+            }))
+        } else {
+            output::text(&format!(
+                "Paired with {} [{}] at {} (key {}) after {:.0} ms\n",
+                paired.peer.name,
+                paired.peer.id,
+                paired.peer.addr,
+                paired.peer.fingerprint,
+                paired.elapsed.as_secs_f64() * 1000.0
+            ))
+        }
+    })
+}
+
+fn show_code(
+    args: &Args,
+    code: &localpair_core::code::PairingCode,
+    ttl: Duration,
+    target: &QrTarget,
+) -> Result<(), Error> {
+    let text = code.encode();
+    if args.json {
+        output::json(&json!({
+            "code": text,
+            "flow": code.flow,
+            "port": code.port,
+            "candidates": code.candidates,
+            "expires_in_s": ttl.as_secs(),
+        }))?;
+    } else {
+        let addrs: Vec<String> = code.candidates.iter().map(ToString::to_string).collect();
+        output::text(&format!(
+            "Pairing code (valid {} s, port {}, addresses {}):\n{text}\n",
+            ttl.as_secs(),
+            code.port,
+            if addrs.is_empty() {
+                "none".to_owned()
+            } else {
+                addrs.join(", ")
+            }
+        ))?;
+    }
+    match target {
+        QrTarget::Terminal => {
+            let drawing = qr::terminal(&text)?;
+            if args.json {
+                progress(&drawing);
+            } else {
+                output::text(&drawing)?;
+            }
+        }
+        QrTarget::Png(path) => qr::png(&text, path, 8)?,
+        QrTarget::Svg(path) => qr::svg(&text, path)?,
+        QrTarget::None => {}
+    }
+    progress("Waiting for a device to join…");
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `localpair join`.
+
+use std::io::{BufRead as _, IsTerminal as _, Read as _};
+use std::time::Duration;
+
+use localpair_core::DiscovererChain;
+use localpair_core::code::PairingCode;
+use localpair_core::pairing::{JoinOptions, join};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{context, describe_peer, interrupted, load, progress, runtime};
+use crate::args::Args;
+use crate::error::Error;
+use crate::output;
+
+/// A code longer than this on stdin is not a code; stop reading there.
+const MAX_LINE: u64 = 4096;
+
+fn read_code_line() -> Result<PairingCode, localpair_core::Error> {
+    if std::io::stdin().is_terminal() {
+        progress("Enter the pairing code shown on the host (discovery is already running):");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().take(MAX_LINE).read_line(&mut line);
+    match read {
+        Ok(0) => Err(localpair_core::Error::CorruptedCode {
+            reason: "stdin closed before a code was entered",
+        }),
+        Ok(_) => PairingCode::parse(&line),
+        Err(_) => Err(localpair_core::Error::CorruptedCode {
+            reason: "stdin is not readable text",
+        }),
+    }
+}
+
+pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
+    let (settings, registry) = load(args)?;
+    let given = code
+        .map(PairingCode::parse)
+        .transpose()
+        .map_err(Error::Code)?;
+    let chain = DiscovererChain::for_joining(&registry, &settings).map_err(Error::Config)?;
+    let config = settings.config();
+    let mut options = JoinOptions::default();
+    options.dial_timeout = Duration::from_millis(config.pairing.dial_timeout_ms);
+    options.deadline = config.join.deadline();
+    let runtime = runtime()?;
+    let joined = runtime.block_on(async {
+        let ctx = context(settings)?;
+        let (seen_tx, mut seen_rx) = mpsc::channel(64);
+        options.sightings = Some(seen_tx);
+        let printer = tokio::spawn(async move {
+            while let Some(peer) = seen_rx.recv().await {
+                progress(&format!("found {}", describe_peer(&peer)));
+            }
+        });
+        let code = async move {
+            match given {
+                Some(code) => Ok(code),
+                None => tokio::task::spawn_blocking(read_code_line)
+                    .await
+                    .unwrap_or(Err(localpair_core::Error::CorruptedCode {
+                        reason: "the stdin reader failed",
+                    })),
+            }
+        };
+        let joined = tokio::select! {
+            joined = join(&ctx, &chain, code, options) => joined,
+            () = interrupted() => return Err(Error::Interrupted),
+        };
+        printer.abort();
+        joined.map_err(|e| match e {
+            e @ (localpair_core::Error::CorruptedCode { .. }
+            | localpair_core::Error::NewerCode { .. }) => Error::Code(e),
+            e => Error::Failed(e),
+        })
+    })?;
+    if args.json {
+        output::json(&json!({
+            "paired": true,
+            "peer": {
+                "id": joined.peer.id,
+                "name": joined.peer.name,
+                "addr": joined.peer.addr,
+                "fingerprint": joined.peer.fingerprint,
+            },
+            "via": joined.via,
+            "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
+            "dials": joined.dials,
+        }))
+    } else {
+        output::text(&format!(
+            "Paired with {} [{}] at {} via {} (key {}) after {:.0} ms\n",
+            joined.peer.name,
+            joined.peer.id,
+            joined.peer.addr,
+            joined.via,
+            joined.peer.fingerprint,
+            joined.elapsed.as_secs_f64() * 1000.0
+        ))
+    }
+}

@@ -1,0 +1,170 @@
+//! Rendering the pairing code as a QR code: terminal, PNG, SVG.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use qrcode::{Color, EcLevel, QrCode};
+
+use crate::error::Error;
+
+/// Where the QR code goes (`--qr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QrTarget {
+    /// Unicode half blocks on the terminal.
+    Terminal,
+    /// No QR code, just the text.
+    None,
+    /// A PNG file.
+    Png(PathBuf),
+    /// An SVG file.
+    Svg(PathBuf),
+}
+
+impl FromStr for QrTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "terminal" => Ok(Self::Terminal),
+            "none" => Ok(Self::None),
+            _ => match s.split_once(':') {
+                Some(("png", path)) if !path.is_empty() => Ok(Self::Png(path.into())),
+                Some(("svg", path)) if !path.is_empty() => Ok(Self::Svg(path.into())),
+                _ => Err("expected terminal, none, png:FILE or svg:FILE".to_owned()),
+            },
+        }
+    }
+}
+
+/// Modules of white border the QR specification asks for.
+const QUIET_ZONE: usize = 4;
+
+fn encode(text: &str) -> Result<QrCode, Error> {
+    // M: survives a smudge or a glare, and a 110-character code still fits version 5.
+    QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(Error::Qr)
+}
+
+/// Dark modules with a quiet zone, row by row.
+fn modules(code: &QrCode) -> (usize, Vec<bool>) {
+    let width = code.width();
+    let colors = code.to_colors();
+    let size = width + 2 * QUIET_ZONE;
+    let mut out = vec![false; size * size];
+    for (i, color) in colors.iter().enumerate() {
+        let (x, y) = (i % width + QUIET_ZONE, i / width + QUIET_ZONE);
+        out[y * size + x] = *color == Color::Dark;
+    }
+    (size, out)
+}
+
+/// Two rows per line with half blocks, drawn black on an explicit white background so it scans
+/// on dark and light terminal themes alike.
+pub(crate) fn terminal(text: &str) -> Result<String, Error> {
+    let (size, dark) = modules(&encode(text)?);
+    let mut out = String::new();
+    for y in (0..size).step_by(2) {
+        out.push_str("\x1b[30;107m");
+        for x in 0..size {
+            let top = dark[y * size + x];
+            let bottom = y + 1 < size && dark[(y + 1) * size + x];
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push_str("\x1b[0m\n");
+    }
+    Ok(out)
+}
+
+/// Writes the code as an 8-bit grey PNG, `scale` pixels per module.
+pub(crate) fn png(text: &str, path: &Path, scale: usize) -> Result<(), Error> {
+    let (size, dark) = modules(&encode(text)?);
+    let pixels = size * scale;
+    let mut image = Vec::with_capacity(pixels * pixels);
+    for y in 0..pixels {
+        for x in 0..pixels {
+            image.push(if dark[(y / scale) * size + x / scale] {
+                0
+            } else {
+                255
+            });
+        }
+    }
+    // At most 177 modules (version 40) plus the quiet zone, times a small scale: fits easily.
+    let side = u32::try_from(pixels).unwrap_or(u32::MAX);
+    let file = std::fs::File::create(path).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&image))
+        .map_err(|source| Error::Png {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes the code as SVG.
+pub(crate) fn svg(text: &str, path: &Path) -> Result<(), Error> {
+    let image = encode(text)?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .quiet_zone(true)
+        .min_dimensions(256, 256)
+        .build();
+    std::fs::write(path, image).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODE: &str = "LP:AEAAXDUFD4BG2ADIIZ5CHIEUX7WQZ4PJ3DPFEJ6QCZKXVKJTLBJ2VVHTW6ZFYBHLLTJPYGUQQLWMMAQECAFAE2DGNWK";
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!("terminal".parse::<QrTarget>(), Ok(QrTarget::Terminal));
+        assert_eq!(
+            "png:/tmp/a.png".parse::<QrTarget>(),
+            Ok(QrTarget::Png("/tmp/a.png".into()))
+        );
+        assert!("png:".parse::<QrTarget>().is_err());
+        assert!("jpeg:x".parse::<QrTarget>().is_err());
+    }
+
+    #[test]
+    fn alphanumeric_code_fits_a_small_symbol() {
+        let code = encode(CODE).unwrap();
+        // Version 4 (33 modules) holds 90 alphanumeric characters at level M; version 5 (37)
+        // holds 122: a two-address code is about 110.
+        assert!(code.width() <= 37, "{}", code.width());
+        let text = terminal(CODE).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), (code.width() + 2 * QUIET_ZONE).div_ceil(2));
+    }
+
+    #[test]
+    fn files_are_written() {
+        let dir = std::env::temp_dir().join(format!("lp-qr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        png(CODE, &dir.join("c.png"), 4).unwrap();
+        svg(CODE, &dir.join("c.svg")).unwrap();
+        let png_bytes = std::fs::read(dir.join("c.png")).unwrap();
+        assert_eq!(&png_bytes[1..4], b"PNG");
+        assert!(
+            std::fs::read_to_string(dir.join("c.svg"))
+                .unwrap()
+                .contains("<svg")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,285 @@
+//! End to end: `localpair host` and `localpair join` on lab hosts (issue 4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use localpair_core::code::{PairingCode, Secret};
+use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or_skip};
+use serde_json::Value;
+
+const STEP: Duration = Duration::from_secs(20);
+
+/// `localpair --json host` with `config`; returns the process and its code.
+fn start_host(host: &Host, flow: &str, config: &str) -> (Running, String) {
+    let running = Localpair::on(host)
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .args(["--json", "host", "--flow", flow, "--qr", "none"])
+        .start()
+        .unwrap();
+    let first = running.next_json(STEP).unwrap();
+    let code = first["code"]
+        .as_str()
+        .expect("first line holds the code")
+        .to_owned();
+    (running, code)
+}
+
+fn join(host: &Host, code: &str, config: &str) -> localpair_lab::Ran {
+    Localpair::on(host)
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .args(["--json", "join", code])
+        .run(CLI_TIMEOUT)
+        .unwrap()
+}
+
+/// The same code with another secret: what a joiner holding a different code would send.
+fn wrong_code(code: &str, n: u8) -> String {
+    let c = PairingCode::parse(code).unwrap();
+    PairingCode::new(
+        c.flow,
+        c.port,
+        c.fingerprint,
+        Secret::from_bytes([n; 16]),
+        c.candidates,
+    )
+    .encode()
+}
+
+fn host_result(running: Running) -> Value {
+    let line = running.next_json(STEP).unwrap();
+    let status = running.wait(STEP).unwrap();
+    assert!(status.success(), "host exited {status}");
+    line
+}
+
+/// A short join deadline keeps failing cases quick.
+const QUICK_JOIN: &str = "[join]\ndeadline_ms = 8000\n";
+
+#[test]
+fn pre_shared_pairs_and_a_wrong_code_does_not() {
+    let lab = lab_or_skip!("pair_pre");
+    let [h1, h2, h3] = hosts(&lab, 3);
+    let (host, code) = start_host(&h1, "pre", "");
+    assert!(code.starts_with("LP:") && code.len() <= 120, "{code}");
+
+    let wrong = join(&h3, &wrong_code(&code, 1), QUICK_JOIN);
+    assert_eq!(wrong.code(), Some(1), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("rejected our proof"),
+        "{}",
+        wrong.stderr
+    );
+
+    let joined = join(&h2, &code, "");
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    let j = joined.json();
+    assert_eq!(j["paired"], true);
+    assert_eq!(j["peer"]["name"], h1.name());
+    let parsed = PairingCode::parse(&code).unwrap();
+    assert_eq!(
+        j["peer"]["fingerprint"],
+        parsed.fingerprint.to_string().as_str()
+    );
+    assert!(j["via"].as_str().is_some_and(|v| !v.is_empty()));
+
+    let h = host_result(host);
+    assert_eq!(h["paired"], true);
+    assert_eq!(h["peer"]["name"], h2.name());
+    assert_eq!(
+        h["peer"]["addr"].as_str().unwrap().split(':').next(),
+        Some(h2.addr().to_string().as_str())
+    );
+}
+
+#[test]
+fn post_shared_discovers_first_then_pairs_at_once() {
+    let lab = lab_or_skip!("pair_post");
+    let [h1, h2] = hosts(&lab, 2);
+    let (host, code) = start_host(&h1, "post", "");
+    let parsed = PairingCode::parse(&code).unwrap();
+    assert_eq!(
+        parsed.candidates,
+        [std::net::IpAddr::V4(h1.addr())],
+        "post flow listens on the LAN address only"
+    );
+
+    let mut joiner = Localpair::on(&h2)
+        .unwrap()
+        .stdin_piped()
+        .args(["--json", "join"])
+        .start()
+        .unwrap();
+    // Discovery runs before the code is typed: the host shows up on stderr.
+    let deadline = std::time::Instant::now() + STEP;
+    while !joiner.stderr().contains(&format!("found {}", h1.name())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "host not listed: {}",
+            joiner.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = joiner.child().stdin.take().unwrap();
+    writeln!(stdin, "{code}").unwrap();
+    let j = joiner.next_json(STEP).unwrap();
+    assert_eq!(j["paired"], true, "{}", joiner.stderr());
+    assert_ne!(j["via"], "subnet-scan");
+    assert!(joiner.wait(STEP).unwrap().success());
+    assert_eq!(host_result(host)["peer"]["name"], h2.name());
+}
+
+#[test]
+fn with_all_udp_dropped_direct_dial_pairs() {
+    let lab = lab_or_skip!("pair_noudp");
+    let [h1, h2] = hosts(&lab, 2);
+    h1.drop_udp().unwrap();
+    h2.drop_udp().unwrap();
+    let (host, code) = start_host(&h1, "pre", "");
+    let joined = join(&h2, &code, "");
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    assert_eq!(joined.json()["via"], "direct");
+    host_result(host);
+}
+
+#[test]
+fn moved_host_without_multicast_is_found_by_subnet_scan() {
+    let lab = lab_or_skip!("pair_moved");
+    let [h1, h2] = hosts(&lab, 2);
+    h1.drop_multicast().unwrap();
+    h2.drop_multicast().unwrap();
+    let (host, code) = start_host(&h1, "pre", "");
+    // The code's address is now stale: the host moved within the subnet.
+    h1.move_to("10.77.0.99/24").unwrap();
+    let joined = join(&h2, &code, "[strategies.subnet-scan]\ngrace_ms = 500\n");
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    let j = joined.json();
+    assert_eq!(j["via"], "subnet-scan", "{j:#}");
+    assert_eq!(
+        j["peer"]["addr"].as_str().unwrap().split(':').next(),
+        Some("10.77.0.99")
+    );
+    host_result(host);
+}
+
+#[test]
+fn impostor_at_the_hosts_address_is_refused() {
+    let lab = lab_or_skip!("pair_impostor");
+    let [h1, h2] = hosts(&lab, 2);
+    let fixed_port = "[pairing]\nport = 47011\n";
+    let (real, code) = start_host(&h1, "pre", fixed_port);
+    drop(real);
+    // Another key at the same address and port.
+    let (impostor, _) = start_host(&h1, "pre", fixed_port);
+    let joined = join(&h2, &code, QUICK_JOIN);
+    assert_eq!(joined.code(), Some(1), "{}", joined.stderr);
+    assert!(
+        joined.stderr.contains("does not match the pinned key"),
+        "{}",
+        joined.stderr
+    );
+    assert!(joined.stderr.contains("impostor"), "{}", joined.stderr);
+    drop(impostor);
+}
+
+#[test]
+fn five_wrong_proofs_end_the_code() {
+    let lab = lab_or_skip!("pair_5wrong");
+    let [h1, h2] = hosts(&lab, 2);
+    let (host, code) = start_host(&h1, "pre", "");
+    for n in 0..5 {
+        let wrong = join(&h2, &wrong_code(&code, n), QUICK_JOIN);
+        assert_eq!(wrong.code(), Some(1), "{}", wrong.stderr);
+    }
+    let status = host.wait(STEP).unwrap();
+    assert_eq!(status.code(), Some(1));
+    let right = join(&h2, &code, QUICK_JOIN);
+    assert_eq!(right.code(), Some(1), "the code is dead: {}", right.stdout);
+}
+
+#[test]
+fn expired_code_is_refused() {
+    let lab = lab_or_skip!("pair_expired");
+    let [h1, h2] = hosts(&lab, 2);
+    let (host, code) = start_host(&h1, "pre", "[pairing]\ncode_ttl_ms = 1000\n");
+    let status = host.wait(STEP).unwrap();
+    assert_eq!(status.code(), Some(1));
+    let late = join(&h2, &code, QUICK_JOIN);
+    assert_eq!(late.code(), Some(1), "{}", late.stdout);
+    assert!(late.stderr.contains("pairing failed"), "{}", late.stderr);
+}
+
+#[test]
+fn the_secret_never_crosses_the_wire() {
+    let lab = lab_or_skip!("pair_capture");
+    let [h1, h2] = hosts(&lab, 2);
+    let capture = h1.capture("eth0").unwrap();
+    let (host, code) = start_host(&h1, "pre", "");
+    let wrong = join(&h2, &wrong_code(&code, 3), QUICK_JOIN);
+    assert_eq!(wrong.code(), Some(1));
+    let joined = Localpair::on(&h2)
+        .unwrap()
+        .env("RUST_LOG", "debug")
+        .args(["--json", "join", &code])
+        .run(CLI_TIMEOUT)
+        .unwrap();
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    host_result(host);
+    let pcap = capture.stop().unwrap();
+    assert!(
+        pcap.len() > 1000,
+        "capture too small to mean anything: {} bytes",
+        pcap.len()
+    );
+
+    let secret = *PairingCode::parse(&code).unwrap().secret.expose();
+    let forms: Vec<(&str, Vec<u8>)> = vec![
+        ("raw", secret.to_vec()),
+        ("hex", localpair_core::identity::hex(&secret).into_bytes()),
+        (
+            "HEX",
+            localpair_core::identity::hex(&secret)
+                .to_uppercase()
+                .into_bytes(),
+        ),
+        (
+            "base32",
+            data_encoding::BASE32_NOPAD.encode(&secret).into_bytes(),
+        ),
+        (
+            "base64",
+            data_encoding::BASE64_NOPAD.encode(&secret).into_bytes(),
+        ),
+        (
+            "base64url",
+            data_encoding::BASE64URL_NOPAD.encode(&secret).into_bytes(),
+        ),
+        ("code", code.into_bytes()),
+    ];
+    for (name, form) in &forms {
+        assert!(
+            !pcap.windows(form.len()).any(|w| w == form.as_slice()),
+            "the secret ({name}) appears in the capture"
+        );
+        assert!(
+            !joined
+                .stderr
+                .as_bytes()
+                .windows(form.len())
+                .any(|w| w == form.as_slice())
+                || *name == "code",
+            "the secret ({name}) appears in the joiner's debug log"
+        );
+    }
+}
+
+fn hosts<const N: usize>(lab: &Lab, _n: usize) -> [Host; N] {
+    let hosts: Vec<Host> = (0..N)
+        .map(|_| lab.add_host(HostSpec::new()).unwrap())
+        .collect();
+    hosts.try_into().unwrap_or_else(|_| unreachable!())
+}
