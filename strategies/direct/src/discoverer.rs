@@ -66,7 +66,11 @@ impl PeerDiscoverer for Direct {
             .interfaces()
             .unwrap_or_default()
             .iter()
-            .filter(|i| i.addrs.iter().any(|a| is_link_local(a.ip) && a.ip.is_ipv6()))
+            .filter(|i| {
+                i.addrs
+                    .iter()
+                    .any(|a| is_link_local(a.ip) && a.ip.is_ipv6())
+            })
             .filter_map(|i| i.index)
             .collect();
         let addrs = self.addresses(&target, &scopes);
@@ -101,7 +105,10 @@ mod tests {
         let target = JoinTarget::from_code(&code);
         let addrs = Direct::new(Config::default()).addresses(&target, &[2, 5]);
         let text: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        assert_eq!(text, ["10.0.0.2:4000", "[fe80::2%2]:4000", "[fe80::2%5]:4000"]);
+        assert_eq!(
+            text,
+            ["10.0.0.2:4000", "[fe80::2%2]:4000", "[fe80::2%5]:4000"]
+        );
         let none = Direct::new(Config { link_local: false }).addresses(&target, &[2]);
         assert_eq!(none.len(), 1);
     }

@@ -48,7 +48,11 @@ pub fn scan_targets(interfaces: &[Interface], min_prefix: u8) -> (Vec<Ipv4Addr>,
             let mask = u32::MAX << (32 - u32::from(prefix));
             let network = u32::from(v4) & mask;
             let broadcast = network | !mask;
-            subnets.push(format!("{} {}/{prefix}", interface.name, Ipv4Addr::from(network)));
+            subnets.push(format!(
+                "{} {}/{prefix}",
+                interface.name,
+                Ipv4Addr::from(network)
+            ));
             for n in (network + 1)..broadcast {
                 let ip = Ipv4Addr::from(n);
                 if !own.contains(&IpAddr::V4(ip)) && !targets.contains(&ip) {

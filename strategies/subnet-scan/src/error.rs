@@ -19,7 +19,9 @@ pub enum Error {
     #[error("no private IPv4 subnet on any permitted interface")]
     NoSubnet,
     /// The whole range was tried.
-    #[error("scanned {scanned} addresses ({subnets}) for port {port}: {open} open, none with the host's key")]
+    #[error(
+        "scanned {scanned} addresses ({subnets}) for port {port}: {open} open, none with the host's key"
+    )]
     NotFound {
         /// Addresses tried.
         scanned: usize,
