@@ -1,0 +1,492 @@
+//! The mDNS discoverer on a virtual LAN (network namespaces): discovery between our own nodes,
+//! interface restriction, multicast loss, and interoperability with python-zeroconf both ways.
+//!
+//! Every mdns-sd daemon here runs inside a lab host: a daemon in the root namespace would
+//! multicast on the machine's real interfaces.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod lab_util;
+
+use std::time::Duration;
+
+use localpair_core::FailureKind;
+use localpair_lab::{HostSpec, lab_or_skip};
+use localpair_mdns::Config;
+
+use lab_util::{
+    Node, Publisher, Service, mdns_packets, python_browse, random_fingerprint, zeroconf_or_skip,
+};
+
+const FIND: Duration = Duration::from_secs(10);
+
+#[test]
+fn three_hosts_find_each_other() {
+    let lab = lab_or_skip!("mdns_three_hosts");
+    let hosts = lab.add_hosts(3).unwrap();
+    let nodes: Vec<Node> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Node::start(h, &format!("node {i}"), Config::default(), ""))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, other) in nodes.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            // On the LAN, at the peer's confirmation port (IPv4 may come in a later sighting
+            // than link-local IPv6: separate packets).
+            let want = std::net::SocketAddr::from((hosts[j].addr(), other.port));
+            let peer = node
+                .wait_until(FIND, |p| {
+                    p.fingerprint == other.fingerprint && p.addrs.contains(&want)
+                })
+                .unwrap_or_else(|| panic!("node {i} did not find node {j}\n{}", node.logs()));
+            assert_eq!(peer.name, format!("node {j}"));
+            assert_eq!(peer.id, other.fingerprint.device_id());
+            assert_eq!(
+                peer.addrs.first(),
+                Some(&want),
+                "IPv4 first: {:?}",
+                peer.addrs
+            );
+            assert_eq!(peer.pairing_port, None);
+        }
+    }
+    for host in &hosts {
+        assert!(
+            lab_util::mdns_sockets(host) > 0,
+            "no mDNS socket in {}",
+            host.name()
+        );
+    }
+    for node in nodes {
+        let stop = node.stop_timed();
+        assert!(stop.result.is_ok(), "{:?}", stop.result);
+        // The chain aborts a discoverer 300 ms after the stop; we must be done before.
+        assert!(
+            stop.took < Duration::from_millis(300),
+            "stop took {:?}",
+            stop.took
+        );
+    }
+    for host in &hosts {
+        assert!(
+            lab_util::mdns_sockets_closed(host, Duration::from_secs(1)),
+            "mDNS socket left open in {}",
+            host.name()
+        );
+    }
+}
+
+#[test]
+fn aborted_session_still_shuts_the_daemon_down() {
+    use localpair_core::config::{Settings, Source};
+    use localpair_core::{Confirmer, Context, Identity, PeerDiscoverer, PeerSink};
+    use std::sync::Arc;
+
+    let lab = lab_or_skip!("mdns_abort");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+    let session = h1
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let identity = Arc::new(Identity::ephemeral("aborted").unwrap());
+                let confirmer =
+                    Confirmer::start(Arc::clone(&identity), Default::default()).unwrap();
+                let settings = Settings::load(Source::Toml(String::new())).unwrap();
+                let ctx = Context::new(settings, identity, Some(confirmer)).unwrap();
+                let (tx, _rx) = tokio::sync::mpsc::channel(4);
+                // Never cancelled: the session only ends by being aborted, as the chain does with
+                // a discoverer that overstays its stop.
+                let sink = PeerSink::standalone(tx, tokio_util::sync::CancellationToken::new());
+                let task = tokio::spawn(async move {
+                    localpair_mdns::Mdns::default().discover(&ctx, sink).await
+                });
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                running_tx.send(()).unwrap();
+                let _ = abort_rx.await;
+                task.abort();
+                assert!(task.await.unwrap_err().is_cancelled());
+            });
+        })
+        .unwrap();
+    running_rx.recv_timeout(FIND).unwrap();
+    assert!(lab_util::mdns_sockets(&h1) > 0);
+    abort_tx.send(()).unwrap();
+    session.join();
+    assert!(
+        lab_util::mdns_sockets_closed(&h1, Duration::from_secs(1)),
+        "the daemon outlived its aborted session"
+    );
+}
+
+#[test]
+fn advert_changes_are_announced() {
+    let lab = lab_or_skip!("mdns_advert");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let a = Node::start(&h1, "host", Config::default(), "");
+    let b = Node::start(&h2, "joiner", Config::default(), "");
+    let (first, _) = b.wait_for(a.fingerprint, FIND).expect("found");
+    assert_eq!(first.pairing_port, None);
+    a.set_advert(localpair_core::Advert::pairing(4711, Some([0xa5; 8])));
+    let updated = b
+        .wait_until(FIND, |p| {
+            p.fingerprint == a.fingerprint && p.pairing_port.is_some()
+        })
+        .unwrap_or_else(|| panic!("no updated sighting\n{}", b.logs()));
+    assert_eq!(updated.pairing_port, Some(4711));
+    assert_eq!(updated.session_tag, Some([0xa5; 8]));
+}
+
+#[test]
+fn ipv6_off_reports_ipv4_only() {
+    let lab = lab_or_skip!("mdns_ipv4_only");
+    let h1 = lab.add_host(HostSpec::new().ipv6_ula(true)).unwrap();
+    let h2 = lab.add_host(HostSpec::new().ipv6_ula(true)).unwrap();
+    let mut config = Config::default();
+    config.ipv6 = false;
+    let a = Node::start(&h1, "a", config, "");
+    let b = Node::start(&h2, "b", Config::default(), "");
+    let (peer, _) = a.wait_for(b.fingerprint, FIND).expect("a finds b");
+    // Give b's AAAA records time to arrive, if they were going to be reported.
+    std::thread::sleep(Duration::from_secs(1));
+    let last = a
+        .wait_until(Duration::ZERO, |p| p.fingerprint == b.fingerprint)
+        .unwrap();
+    for p in [peer, last] {
+        assert_eq!(
+            p.addrs,
+            vec![std::net::SocketAddr::from((h2.addr(), b.port))]
+        );
+    }
+    // With IPv6 off, a announces no AAAA either: b (IPv6 on) sees a over IPv4 only.
+    let seen_by_b = b
+        .wait_until(FIND, |p| p.fingerprint == a.fingerprint)
+        .expect("b finds a");
+    assert!(
+        seen_by_b.addrs.iter().all(std::net::SocketAddr::is_ipv4),
+        "{:?}",
+        seen_by_b.addrs
+    );
+    // With IPv6 on at both ends, the ULA is reported beside IPv4.
+    let c = Node::start(&h1, "c", Config::default(), "");
+    let ula = std::net::SocketAddr::from((h1.ula().unwrap(), c.port));
+    assert!(
+        b.wait_until(FIND, |p| p.fingerprint == c.fingerprint
+            && p.addrs.contains(&ula))
+            .is_some(),
+        "no ULA sighting\n{}",
+        b.logs()
+    );
+}
+
+#[test]
+fn host_with_multicast_dropped_finds_nothing_and_says_why() {
+    let lab = lab_or_skip!("mdns_mcast_drop");
+    let hosts = lab.add_hosts(3).unwrap();
+    hosts[2].drop_multicast().unwrap();
+    let nodes: Vec<Node> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Node::start(h, &format!("n{i}"), Config::default(), ""))
+        .collect();
+    assert!(nodes[0].wait_for(nodes[1].fingerprint, FIND).is_some());
+    assert!(nodes[1].wait_for(nodes[0].fingerprint, FIND).is_some());
+    // Long enough for several queries and every announcement of the others.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        nodes[0]
+            .wait_for(nodes[2].fingerprint, Duration::ZERO)
+            .is_none()
+    );
+    let mut nodes = nodes.into_iter();
+    let (n0, n1, n2) = (
+        nodes.next().unwrap(),
+        nodes.next().unwrap(),
+        nodes.next().unwrap(),
+    );
+    assert!(n2.seen().is_empty(), "{:?}", n2.seen());
+    let logs = n2.logs();
+    let err = n2
+        .stop()
+        .expect_err("a host that heard nothing must explain it");
+    assert_eq!(err.kind, FailureKind::NothingFound, "{err:?}\n{logs}");
+    for part in [
+        "browsed _localpair._tcp.local. on eth0",
+        "0 other services seen",
+        "not even heard back",
+        "multicast may be filtered",
+    ] {
+        assert!(
+            err.message.contains(part),
+            "missing {part:?} in: {}",
+            err.message
+        );
+    }
+    eprintln!("error of the muted host: {}", err.message);
+    assert!(n0.stop().is_ok());
+    assert!(n1.stop().is_ok());
+}
+
+#[test]
+fn only_permitted_interfaces_are_used() {
+    let lab = lab_or_skip!("mdns_ifaces");
+    let spec = || HostSpec::new().extra_bridge("docker0", "172.17.0.1/16");
+    let h1 = lab.add_host(spec()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let other = Node::start(&h2, "other", Config::default(), "");
+
+    // Positive control: with docker0 permitted, mDNS goes out on it.
+    let capture = h1.capture("docker0").unwrap();
+    let open = Node::start(&h1, "open", Config::default(), "");
+    assert!(open.wait_for(other.fingerprint, FIND).is_some());
+    std::thread::sleep(Duration::from_secs(1));
+    open.stop().unwrap();
+    let sent = mdns_packets(&capture.stop().unwrap());
+    assert!(sent > 0, "control: expected mDNS on the permitted docker0");
+
+    let capture = h1.capture("docker0").unwrap();
+    let node = Node::start(
+        &h1,
+        "restricted",
+        Config::default(),
+        "[interfaces]\ndeny = [\"docker*\"]\n",
+    );
+    // A resolution can come with the AAAA record before the A record (they travel in separate
+    // packets); the IPv4 address follows in a later sighting.
+    let lan = std::net::SocketAddr::from((h2.addr(), other.port));
+    let peer = node
+        .wait_until(FIND, |p| {
+            p.fingerprint == other.fingerprint && p.addrs.contains(&lan)
+        })
+        .unwrap_or_else(|| panic!("no sighting with {lan}: {:?}\n{}", node.seen(), node.logs()));
+    assert!(
+        peer.addrs.iter().all(|a| match a {
+            std::net::SocketAddr::V4(v4) => v4.ip() == &h2.addr(),
+            std::net::SocketAddr::V6(v6) => v6.scope_id() != 0,
+        }),
+        "{:?}",
+        peer.addrs
+    );
+    // The peer sees only our LAN address, not the bridge's.
+    let us = other
+        .wait_until(FIND, |p| {
+            p.fingerprint == node.fingerprint && p.addrs.iter().any(|a| a.is_ipv4())
+        })
+        .expect("other finds us");
+    assert!(
+        us.addrs
+            .iter()
+            .all(|a| a.ip() != "172.17.0.1".parse::<std::net::IpAddr>().unwrap()),
+        "{:?}",
+        us.addrs
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    node.stop().unwrap();
+    let sent = mdns_packets(&capture.stop().unwrap());
+    assert_eq!(sent, 0, "mDNS packets on the denied docker0");
+    other.stop().unwrap();
+}
+
+#[test]
+fn zeroconf_browser_sees_our_service() {
+    if !zeroconf_or_skip("zeroconf_browser_sees_our_service") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_zc_browse");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let node = Node::start(&h1, "Kitchen laptop", Config::default(), "");
+    node.set_advert(localpair_core::Advert::pairing(5000, Some([0x11; 8])));
+    let seen = python_browse(&h2, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("python-zeroconf saw nothing: {e}\n{}", node.logs()));
+    let id = node.fingerprint.device_id().to_string();
+    assert_eq!(
+        seen["name"],
+        format!("Kitchen laptop {id}._localpair._tcp.local.")
+    );
+    assert_eq!(seen["port"], node.port);
+    assert_eq!(seen["server"], format!("lp-{id}.local."));
+    assert_eq!(
+        seen["addresses"],
+        serde_json::json!([h1.addr().to_string()])
+    );
+    let txt = &seen["txt"];
+    assert_eq!(txt["v"], "1");
+    assert_eq!(txt["id"], id);
+    assert_eq!(txt["fp"], node.fingerprint.to_string());
+    assert_eq!(txt["name"], "Kitchen laptop");
+    // The advert may land before or after the browser's first look; either is a valid record.
+    if let Some(pp) = txt.get("pp") {
+        assert_eq!(pp, "5000");
+        assert_eq!(txt["tag"], "1111111111111111");
+    }
+    // python-zeroconf only browses, so our session itself finds nobody, and says so.
+    let err = node.stop().expect_err("nobody else announced");
+    assert!(
+        err.message.contains("our own announcement was heard back"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn zeroconf_service_is_discovered() {
+    if !zeroconf_or_skip("zeroconf_service_is_discovered") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_zc_publish");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let fp = random_fingerprint();
+    let mut valid = Service::valid("phone", fp, &h2.addr().to_string(), 4242);
+    // A stray address off every subnet we have: must not reach the peer's address list.
+    valid.addrs.push("192.0.2.77".to_owned());
+    valid.txt.push(("pp".into(), "4343".into()));
+    valid.txt.push(("tag".into(), "00112233445566ff".into()));
+    let _publisher = Publisher::start(&h2, &[valid]);
+    let node = Node::start(&h1, "us", Config::default(), "");
+    let (peer, _) = node
+        .wait_for(fp, FIND)
+        .unwrap_or_else(|| panic!("zeroconf's service not found\n{}", node.logs()));
+    assert_eq!(peer.name, "phone");
+    assert_eq!(
+        peer.addrs,
+        vec![std::net::SocketAddr::from((h2.addr(), 4242))]
+    );
+    assert_eq!(peer.pairing_port, Some(4343));
+    assert_eq!(
+        peer.session_tag,
+        Some([0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0xff])
+    );
+    node.stop().unwrap();
+}
+
+#[test]
+fn malformed_zeroconf_txt_is_ignored_and_explained() {
+    if !zeroconf_or_skip("malformed_zeroconf_txt_is_ignored_and_explained") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_zc_bad");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let h3 = lab.add_host(HostSpec::new()).unwrap();
+    let addr = h2.addr().to_string();
+    let bad = Service::malformed(&addr);
+    let bad_count = bad.len();
+    let _bad = Publisher::start(&h2, &bad);
+
+    // Only malformed services around: nothing is reported and the error counts them.
+    let alone = Node::start(&h1, "alone", Config::default(), "");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(alone.seen().is_empty(), "{:?}", alone.seen());
+    let logs = alone.logs();
+    let err = alone.stop().expect_err("nothing valid was found");
+    assert!(
+        err.message.contains(&format!("{bad_count} rejected")),
+        "{}\n{logs}",
+        err.message
+    );
+    assert!(
+        err.message.contains("TXT records were rejected"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        logs.matches("ignoring a service of our type").count(),
+        bad_count,
+        "one log line per malformed service:\n{logs}"
+    );
+
+    // A valid one beside them is found all the same.
+    let fp = random_fingerprint();
+    let _valid = Publisher::start(
+        &h3,
+        &[Service::valid("good", fp, &h3.addr().to_string(), 4000)],
+    );
+    let node = Node::start(&h1, "finder", Config::default(), "");
+    let (peer, _) = node
+        .wait_for(fp, FIND)
+        .unwrap_or_else(|| panic!("valid service not found\n{}", node.logs()));
+    assert_eq!(peer.name, "good");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        node.seen().len(),
+        1,
+        "only the valid one: {:?}",
+        node.seen()
+    );
+    assert!(node.logs().contains("ignoring a service of our type"));
+    node.stop().unwrap();
+}
+
+/// Lab measurements, printed: `cargo test -p localpair-mdns --test lab -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement: takes minutes; run by hand"]
+fn measure_time_to_first_peer() {
+    const RUNS: usize = 30;
+    let lab = lab_or_skip!("mdns_measure");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+
+    // Peer already running (announced, past probing): a newcomer's time to its first peer.
+    // RFC 6762 §6 lets a responder multicast a record at most once a second, and mdns-sd drops
+    // (rather than delays) an answer inside that window: a newcomer within a second of the last
+    // one waits for its second query. Measured both ways.
+    let resident = Node::start(&h2, "resident", Config::default(), "");
+    std::thread::sleep(Duration::from_secs(3));
+    for (label, gap) in [
+        ("mdns, peer already running", Duration::from_millis(1500)),
+        (
+            "mdns, peer already running, newcomers 0.3 s apart",
+            Duration::from_millis(300),
+        ),
+    ] {
+        let mut running = Vec::new();
+        for _ in 0..RUNS {
+            std::thread::sleep(gap);
+            let node = Node::start(&h1, "newcomer", Config::default(), "");
+            let (_, t) = node.wait_for(resident.fingerprint, FIND).expect("found");
+            running.push(t);
+            node.stop().unwrap();
+        }
+        lab_util::report(label, &running);
+    }
+
+    // The same resident, browsed by python-zeroconf (browse start -> service info resolved).
+    if zeroconf_or_skip("measure python") {
+        let python = lab_util::python_browse_times(&h1, RUNS);
+        lab_util::report(
+            "python-zeroconf browse->resolved, peer already running",
+            &python,
+        );
+    }
+    resident.stop().unwrap();
+
+    for probe in [true, false] {
+        let mut config = Config::default();
+        config.probe = probe;
+        let mut together = Vec::new();
+        for _ in 0..RUNS {
+            let a = Node::start(&h1, "a", config.clone(), "");
+            let b = Node::start(&h2, "b", config.clone(), "");
+            let (_, ta) = a.wait_for(b.fingerprint, FIND).expect("a finds b");
+            let (_, tb) = b.wait_for(a.fingerprint, FIND).expect("b finds a");
+            together.extend([ta, tb]);
+            a.stop().unwrap();
+            b.stop().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        lab_util::report(
+            &format!("mdns, both starting together (probe = {probe}; both directions)"),
+            &together,
+        );
+    }
+}
