@@ -166,4 +166,12 @@ fn example_config_documents_the_defaults() {
     let outbound: localpair_outbound_route::Config =
         settings.strategy_table("outbound-route").extract().unwrap();
     assert_eq!(outbound, localpair_outbound_route::Config::default());
+    let direct: localpair_direct::Config = settings.strategy_table("direct").extract().unwrap();
+    assert_eq!(direct, localpair_direct::Config::default());
+    let scan: localpair_subnet_scan::Config = settings.strategy_table("subnet-scan").extract().unwrap();
+    assert_eq!(scan, localpair_subnet_scan::Config::default());
+    let mdns: localpair_mdns::Config = settings.strategy_table("mdns").extract().unwrap();
+    assert_eq!(mdns, localpair_mdns::Config::default());
+    localpair_core::DiscovererChain::from_settings(&registry, &settings).unwrap();
+    localpair_core::DiscovererChain::for_joining(&registry, &settings).unwrap();
 }

@@ -76,14 +76,21 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let text = text.trim();
-    if text.len() != N * 2 || !text.is_ascii() {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    // Strict: exactly 2N hex digits, no sign, no spaces.
+    if text.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
     for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *slot = u8::from_str_radix(pair, 16).ok()?;
+        *slot = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
 }
@@ -350,6 +357,9 @@ mod tests {
         let fp = id.fingerprint();
         assert_eq!(fp.to_string().parse::<Fingerprint>().unwrap(), fp);
         assert!("zz".parse::<Fingerprint>().is_err());
+        let signed = format!("+{}", &fp.to_string()[1..]);
+        assert!(signed.parse::<Fingerprint>().is_err());
+        assert!(format!(" {}", &fp.to_string()[1..]).parse::<Fingerprint>().is_err());
         let dev = fp.device_id();
         assert_eq!(dev.to_string().parse::<DeviceId>().unwrap(), dev);
     }

@@ -46,14 +46,16 @@ impl Peer {
         }
     }
 
-    /// Folds a later sighting of the same device into this one: new addresses are appended, the
-    /// first finder keeps the credit.
+    /// Folds a later sighting of the same device into this one: new addresses join the list, which
+    /// stays ordered IPv4, routable IPv6, link-local (a first sighting may carry only link-local
+    /// IPv6 when A and AAAA records arrive apart); the first finder keeps the credit.
     pub fn absorb(&mut self, later: Peer) {
         for addr in later.addrs {
             if !self.addrs.contains(&addr) {
                 self.addrs.push(addr);
             }
         }
+        self.addrs.sort_by_key(|a| address_rank(a.ip()));
         if self.pairing_port.is_none() {
             self.pairing_port = later.pairing_port;
         }
@@ -63,6 +65,14 @@ impl Peer {
         if self.name.is_empty() {
             self.name = later.name;
         }
+    }
+}
+
+fn address_rank(ip: std::net::IpAddr) -> u8 {
+    match ip {
+        std::net::IpAddr::V4(_) => 0,
+        std::net::IpAddr::V6(v6) if v6.is_unicast_link_local() => 2,
+        std::net::IpAddr::V6(_) => 1,
     }
 }
 
