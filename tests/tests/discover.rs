@@ -46,7 +46,9 @@ fn three_hosts_find_each_other_with_the_default_chain() {
     let all = hosts(&lab, 3);
     let runs: Vec<Running> = all
         .iter()
-        .map(|h| start_discover(h, &["--count", "2", "--timeout", "15"], ""))
+        // A fixed window for all: a host that stopped at its count would stop announcing before a
+        // slower peer heard it.
+        .map(|h| start_discover(h, &["--timeout", "5"], ""))
         .collect();
     for (host, run) in all.iter().zip(runs) {
         let (code, report, stderr) = finish(run);
@@ -104,7 +106,7 @@ fn discovery_survives_thirty_percent_udp_loss() {
     }
     let runs: Vec<Running> = all
         .iter()
-        .map(|h| start_discover(h, &["--count", "2", "--timeout", "20"], ""))
+        .map(|h| start_discover(h, &["--timeout", "10"], ""))
         .collect();
     for run in runs {
         let (code, report, stderr) = finish(run);
