@@ -36,6 +36,7 @@ use localpair_mdns as _;
 use localpair_outbound_route as _;
 use localpair_subnet_scan as _;
 use localpair_udp_multicast as _;
+use localpair_upnp as _;
 
 /// Runs the CLI on the process arguments.
 pub fn main() -> ExitCode {

@@ -53,6 +53,7 @@ fn strategies_lists_every_builtin_as_json() {
     for expected in [
         ("outbound-route", "resolver", "localpair-outbound-route"),
         ("interface-sweep", "resolver", "localpair-interface-sweep"),
+        ("upnp", "resolver", "localpair-upnp"),
     ] {
         assert!(
             names.contains(&expected),
@@ -168,10 +169,13 @@ fn example_config_documents_the_defaults() {
     assert_eq!(outbound, localpair_outbound_route::Config::default());
     let direct: localpair_direct::Config = settings.strategy_table("direct").extract().unwrap();
     assert_eq!(direct, localpair_direct::Config::default());
-    let scan: localpair_subnet_scan::Config = settings.strategy_table("subnet-scan").extract().unwrap();
+    let scan: localpair_subnet_scan::Config =
+        settings.strategy_table("subnet-scan").extract().unwrap();
     assert_eq!(scan, localpair_subnet_scan::Config::default());
     let mdns: localpair_mdns::Config = settings.strategy_table("mdns").extract().unwrap();
     assert_eq!(mdns, localpair_mdns::Config::default());
+    let upnp: localpair_upnp::Config = settings.strategy_table("upnp").extract().unwrap();
+    assert_eq!(upnp, localpair_upnp::Config::default());
     localpair_core::DiscovererChain::from_settings(&registry, &settings).unwrap();
     localpair_core::DiscovererChain::for_joining(&registry, &settings).unwrap();
 }

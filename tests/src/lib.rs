@@ -5,7 +5,8 @@
 //! onto a real network. On a host you can run closures ([`Host::run`], [`Host::spawn`]) or programs
 //! ([`Host::command`], [`Host::exec`]), inject faults with nftables ([`Host::drop_udp`], [`Host::udp_loss`],
 //! [`Host::set_isolated`], ...), change its address ([`Host::move_to`]) and capture packets ([`Host::capture`]).
-//! Dropping the lab deletes everything, also when the test panics.
+//! [`Lab::add_router`] adds a router whose WAN side is a bridge without ports, optionally running a real UPnP IGD
+//! (miniupnpd). Dropping the lab deletes everything, also when the test panics.
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables); packet capture also needs `tcpdump`. Start every lab test with
 //! [`lab_or_skip!`]: it skips when the lab cannot run here, except under `CI=...`, where it fails.
@@ -46,6 +47,7 @@ mod host;
 mod lab;
 mod netns;
 mod process;
+mod router;
 mod spec;
 
 pub use capture::Capture;
@@ -56,6 +58,7 @@ pub use host::Host;
 pub use lab::Lab;
 pub use netns::NsThread;
 pub use process::{ChildGuard, localpair_bin, workspace_bin};
+pub use router::{DEFAULT_WAN, Router, RouterSpec, WAN_IFACE, miniupnpd_path};
 pub use spec::{DEFAULT_GATEWAY, HostSpec};
 
 /// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.
