@@ -1,0 +1,453 @@
+//! The announcer: one socket per link, the send schedule, receiving and parsing, the peer table
+//! and the observation reports. The discoverer and the `peer-observed` resolver both drive it.
+//!
+//! Everything runs in the future of [`Engine::next`] except the observation reports (tasks in a
+//! `JoinSet`); dropping the engine closes every socket and aborts every task.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::task::Poll;
+use std::time::Duration;
+
+use localpair_core::interfaces::Interface;
+use localpair_core::{Advert, Context, Fingerprint, Peer};
+use tokio::io::ReadBuf;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::peers::{LinkKey, MAX_PEERS, PeerTable};
+use crate::report::{Report, Reporter};
+use crate::schedule::{AnswerLimiter, Jitter, Schedule};
+use crate::socket::{self, LinkSocket, LinkSpec};
+use crate::summary::{LinkStats, Summary};
+use crate::wire::{self, Kind, MAX_DATAGRAM, Packet};
+
+/// How often interfaces are re-read (addresses change, Wi-Fi comes and goes) and silent peers
+/// expire.
+const HOUSEKEEPING: Duration = Duration::from_secs(2);
+/// How long shutdown lets running observation reports finish.
+const REPORT_GRACE: Duration = Duration::from_millis(100);
+
+struct Link {
+    spec: LinkSpec,
+    key: LinkKey,
+    label: String,
+    socket: LinkSocket,
+    dest: SocketAddr,
+    schedule: Schedule,
+    answers: AnswerLimiter,
+    stats: LinkStats,
+    /// A receive error: not polled until housekeeping reopens it.
+    broken: bool,
+}
+
+enum Wake {
+    Datagram(usize, io::Result<(SocketAddr, usize)>),
+    Report(Option<crate::report::Done>),
+    Advert(bool),
+    Timer,
+}
+
+pub(crate) struct Engine {
+    ctx: Context,
+    config: Config,
+    own: Fingerprint,
+    name: String,
+    confirm_port: u16,
+    advert: watch::Receiver<Advert>,
+    current: Advert,
+    advert_open: bool,
+    links: Vec<Link>,
+    retired: Vec<(String, LinkStats)>,
+    open_errors: HashMap<String, String>,
+    buf: Vec<u8>,
+    rotor: usize,
+    peers: PeerTable,
+    reports: Reporter,
+    events: VecDeque<Fingerprint>,
+    jitter: Jitter,
+    next_housekeeping: Instant,
+    started: Instant,
+}
+
+impl Engine {
+    /// Opens a socket per usable link and schedules the start-up burst.
+    pub(crate) fn start(ctx: &Context, config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        let interfaces = ctx.interfaces()?;
+        let (specs, skipped) = socket::select(&interfaces, config.ipv6);
+        if specs.is_empty() {
+            let detail = if interfaces.is_empty() {
+                "no interface passes [interfaces] allow/deny".to_owned()
+            } else {
+                skipped.join("; ")
+            };
+            return Err(Error::NoInterfaces { detail });
+        }
+        // Without a listener we still announce, with port 0: peers find us but cannot report.
+        let confirm_port = ctx.confirmer().map_or(0, |c| c.port());
+        let mut advert = ctx.advert();
+        let current = *advert.borrow_and_update();
+        let now = Instant::now();
+        let identity = ctx.identity();
+        let mut engine = Self {
+            ctx: ctx.clone(),
+            own: identity.fingerprint(),
+            name: wire::clean_name(identity.name()),
+            confirm_port,
+            advert,
+            current,
+            advert_open: true,
+            links: Vec::new(),
+            retired: Vec::new(),
+            open_errors: HashMap::new(),
+            buf: vec![0; MAX_DATAGRAM + 1],
+            rotor: 0,
+            peers: PeerTable::new(config.expire_after()),
+            reports: Reporter::new(
+                std::sync::Arc::clone(identity),
+                config.report_timeout(),
+                config.report_observations,
+            ),
+            events: VecDeque::new(),
+            jitter: Jitter::new(),
+            next_housekeeping: now + HOUSEKEEPING,
+            started: now,
+            config,
+        };
+        engine.reconcile(specs, now);
+        if engine.links.is_empty() {
+            let mut errors: Vec<String> = engine.open_errors.values().cloned().collect();
+            errors.sort();
+            return Err(Error::Sockets {
+                detail: errors.join("; "),
+            });
+        }
+        Ok(engine)
+    }
+
+    /// Runs the protocol until a peer is new or changed, and returns it. Cancel safe: dropping
+    /// the future loses nothing, so callers `select!` it against their stop signal.
+    pub(crate) async fn next(&mut self) -> Peer {
+        loop {
+            if !self.events.is_empty() {
+                self.drain_ready();
+            }
+            while let Some(fp) = self.events.pop_front() {
+                if let Some(peer) = self.peers.peer(&fp) {
+                    return peer;
+                }
+            }
+            self.tick(Instant::now());
+            let wake_at = self.wake_at();
+            let reports_running = self.reports.is_running();
+            let advert_open = self.advert_open;
+            let wake = {
+                let links = &mut self.links;
+                let buf = &mut self.buf;
+                let rotor = &mut self.rotor;
+                let reports = &mut self.reports;
+                let advert = &mut self.advert;
+                tokio::select! {
+                    (index, got) = std::future::poll_fn(|cx| poll_links(links, buf, rotor, cx)) => {
+                        Wake::Datagram(index, got)
+                    }
+                    done = reports.next_done(), if reports_running => Wake::Report(done),
+                    changed = advert.changed(), if advert_open => Wake::Advert(changed.is_ok()),
+                    () = tokio::time::sleep_until(wake_at) => Wake::Timer,
+                }
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Datagram(index, got) => self.datagram(index, got, now),
+                Wake::Report(Some(done)) => self.reports.finished(done, now),
+                Wake::Report(None) | Wake::Timer => {}
+                Wake::Advert(true) => {
+                    self.current = *self.advert.borrow_and_update();
+                    tracing::debug!(advert = ?self.current, "advert changed; announcing it");
+                    for link in &mut self.links {
+                        link.schedule.restart(now);
+                    }
+                }
+                Wake::Advert(false) => self.advert_open = false,
+            }
+        }
+    }
+
+    /// Handles datagrams that are already waiting, without sleeping: a peer's IPv4 and IPv6
+    /// announcements leave in the same instant, and both addresses belong in its first report
+    /// (the chain keeps the order of the first).
+    fn drain_ready(&mut self) {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        for _ in 0..16 {
+            match poll_links(&mut self.links, &mut self.buf, &mut self.rotor, &mut cx) {
+                Poll::Ready((index, got)) => self.datagram(index, got, Instant::now()),
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    fn datagram(&mut self, index: usize, got: io::Result<(SocketAddr, usize)>, now: Instant) {
+        match got {
+            Ok((src, len)) => self.received(index, src, len, now),
+            Err(error) => {
+                let link = &mut self.links[index];
+                tracing::debug!(link = %link.label, %error, "receive failed; reopening the socket");
+                link.broken = true;
+            }
+        }
+    }
+
+    /// Sends what is due and does the housekeeping.
+    fn tick(&mut self, now: Instant) {
+        for index in 0..self.links.len() {
+            if self.links[index].schedule.due() <= now {
+                let jitter = self.jitter.next();
+                let starting = self.links[index].schedule.fire(now, jitter);
+                self.send(index, Kind::Announce, starting);
+                self.links[index].answers.covered();
+            }
+            if self.links[index].answers.take_due(now) {
+                self.send(index, Kind::Answer, false);
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.housekeeping(now);
+        }
+        self.reports.pump(now);
+    }
+
+    fn wake_at(&self) -> Instant {
+        self.links
+            .iter()
+            .flat_map(|l| [Some(l.schedule.due()), l.answers.due()])
+            .chain([self.reports.next_slot()])
+            .flatten()
+            .fold(self.next_housekeeping, Instant::min)
+    }
+
+    fn send(&mut self, index: usize, kind: Kind, starting: bool) {
+        let mut packet = Packet::new(kind, self.own, self.confirm_port, "");
+        packet.name.clone_from(&self.name);
+        packet.starting = starting;
+        packet.pairing_port = self.current.pairing_port;
+        packet.session_tag = self.current.session_tag;
+        let bytes = packet.encode();
+        let link = &mut self.links[index];
+        match link.socket.send_to(&bytes, link.dest) {
+            Ok(_) => link.stats.sent += 1,
+            Err(error) => {
+                tracing::debug!(link = %link.label, %error, "send refused");
+                link.stats.refused += 1;
+                link.stats.last_error = Some(error.to_string());
+            }
+        }
+    }
+
+    fn received(&mut self, index: usize, src: SocketAddr, len: usize, now: Instant) {
+        let link = &mut self.links[index];
+        if len > MAX_DATAGRAM {
+            link.stats.oversized += 1;
+            tracing::debug!(link = %link.label, %src, "dropped a datagram over {MAX_DATAGRAM} bytes unread");
+            return;
+        }
+        let packet = match wire::parse(&self.buf[..len]) {
+            Ok(packet) => packet,
+            Err(error) => {
+                link.stats.malformed += 1;
+                tracing::debug!(link = %link.label, %src, %error, "dropped a datagram");
+                return;
+            }
+        };
+        if packet.fingerprint == self.own {
+            link.stats.echoes += 1;
+            return;
+        }
+        if packet.kind == Kind::Probe {
+            // Another device testing its own multicast: not an announcement.
+            return;
+        }
+        let ip = src.ip().to_canonical();
+        if !link.spec.iface.contains(ip) {
+            link.stats.off_subnet += 1;
+            tracing::debug!(link = %link.label, %src, "ignored a packet from outside the interface's subnet");
+            return;
+        }
+        link.stats.heard += 1;
+        let key = link.key.clone();
+        let addr = listener_addr(ip, packet.confirm_port, link.spec.index);
+        let fp = packet.fingerprint;
+        let heard = self.peers.observe(&key, addr, &packet, now);
+        if heard.new_peer {
+            tracing::debug!(peer = %fp.short(), name = %packet.name, %addr, link = %self.links[index].label, "heard a new peer");
+        }
+        if (heard.new_peer || packet.starting) && self.links[index].answers.request(now) {
+            self.send(index, Kind::Answer, false);
+        }
+        self.reports.offer(
+            Report {
+                peer: fp,
+                listener: addr,
+                seen: ip,
+            },
+            now,
+        );
+        if heard.changed && !self.events.contains(&fp) && self.events.len() < MAX_PEERS {
+            self.events.push_back(fp);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.next_housekeeping = now + HOUSEKEEPING;
+        for fp in self.peers.expire(now) {
+            tracing::debug!(peer = %fp.short(), "peer went silent; forgotten");
+            self.reports.forget(&fp);
+        }
+        match self.ctx.interfaces() {
+            Ok(interfaces) => {
+                let (specs, _) = socket::select(&interfaces, self.config.ipv6);
+                self.reconcile(specs, now);
+            }
+            Err(error) => tracing::debug!(%error, "cannot re-read interfaces; keeping the sockets"),
+        }
+    }
+
+    /// Closes links that are gone or changed address, opens the new ones.
+    fn reconcile(&mut self, specs: Vec<LinkSpec>, now: Instant) {
+        for mut link in std::mem::take(&mut self.links) {
+            match specs.iter().find(|s| s.key() == link.key) {
+                Some(spec) if !link.broken && spec.same_socket(&link.spec) => {
+                    link.spec = spec.clone();
+                    self.links.push(link);
+                }
+                _ => {
+                    tracing::debug!(link = %link.label, "closing socket");
+                    retire(&mut self.retired, link.label, &link.stats);
+                }
+            }
+        }
+        for spec in specs {
+            let key = spec.key();
+            if self.links.iter().any(|l| l.key == key) {
+                continue;
+            }
+            let label = key.label();
+            match socket::open(&spec, &self.config) {
+                Ok(socket) => {
+                    tracing::debug!(link = %label, local = %spec.local, "announcing");
+                    self.open_errors.remove(&label);
+                    self.links.push(Link {
+                        dest: spec.group(&self.config),
+                        schedule: Schedule::new(
+                            now,
+                            self.config.burst(),
+                            self.config.steady_interval(),
+                        ),
+                        answers: AnswerLimiter::new(self.config.answer_interval()),
+                        stats: LinkStats::default(),
+                        broken: false,
+                        socket,
+                        key,
+                        label,
+                        spec,
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(link = %label, %error, "cannot open multicast socket");
+                    self.open_errors
+                        .insert(label.clone(), format!("{label}: {error}"));
+                }
+            }
+        }
+    }
+
+    /// Counters so far, per link label.
+    pub(crate) fn summary(&self) -> Summary {
+        let mut links = self.retired.clone();
+        for link in &self.links {
+            retire(&mut links, link.label.clone(), &link.stats);
+        }
+        let mut open_errors: Vec<String> = self.open_errors.values().cloned().collect();
+        open_errors.sort();
+        Summary {
+            links,
+            open_errors,
+            peers: self.peers.ever(),
+            reports_ok: self.reports.ok,
+            reports_failed: self.reports.failed,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// The name a peer announces, while it is remembered.
+    pub(crate) fn peer_name(&self, fingerprint: &Fingerprint) -> Option<&str> {
+        self.peers.name(fingerprint)
+    }
+
+    /// The interfaces currently in use.
+    pub(crate) fn interfaces(&self) -> Vec<Interface> {
+        let mut out: Vec<Interface> = Vec::new();
+        for link in &self.links {
+            if !out.iter().any(|i| i.name == link.spec.iface.name) {
+                out.push(link.spec.iface.clone());
+            }
+        }
+        out
+    }
+
+    /// Lets running reports finish briefly, then closes everything; returns the counters.
+    pub(crate) async fn shutdown(mut self) -> Summary {
+        self.reports.shutdown(REPORT_GRACE).await;
+        let summary = self.summary();
+        tracing::debug!(summary = %summary.counts(), reports_ok = summary.reports_ok, reports_failed = summary.reports_failed, "multicast session ended");
+        summary
+    }
+}
+
+/// Adds a link's counters to the entry of its label.
+fn retire(list: &mut Vec<(String, LinkStats)>, label: String, stats: &LinkStats) {
+    match list.iter_mut().find(|(l, _)| *l == label) {
+        Some((_, existing)) => existing.add(stats),
+        None => list.push((label, stats.clone())),
+    }
+}
+
+/// The peer's confirmation listener: its packet's source with the port it announced, scoped to
+/// our interface when link-local.
+fn listener_addr(ip: IpAddr, port: u16, index: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index))
+        }
+        _ => SocketAddr::new(ip, port),
+    }
+}
+
+/// Polls every open socket once, starting after the last one that delivered, so a flood on one
+/// interface cannot starve the others.
+fn poll_links(
+    links: &mut [Link],
+    buf: &mut [u8],
+    rotor: &mut usize,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<(usize, io::Result<(SocketAddr, usize)>)> {
+    let n = links.len();
+    for k in 0..n {
+        let index = (*rotor + k) % n;
+        let link = &links[index];
+        if link.broken {
+            continue;
+        }
+        let mut read = ReadBuf::new(buf);
+        if let Poll::Ready(result) = link.socket.recv.poll_recv_from(cx, &mut read) {
+            *rotor = (index + 1) % n;
+            let len = read.filled().len();
+            return Poll::Ready((index, result.map(|src| (src, len))));
+        }
+    }
+    Poll::Pending
+}

@@ -1,0 +1,291 @@
+//! Telling peers where we saw them (the seed's "UDP discovery failure mitigation", first half).
+//!
+//! When we hear a peer at a new address we connect to its confirmation listener (TLS pinned to
+//! the fingerprint it announced, so only the owner of that key hears us) and report the source
+//! address of its packet. Its `peer-observed` resolver then self-confirms that address.
+//!
+//! The target comes from an unverified datagram, so reports are bounded: a few at once, a short
+//! queue that drops the oldest, a few attempts per address, and only private addresses on the
+//! receiving interface's subnet (checked before a report is offered).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use localpair_core::confirm::{report_observation, wire::ScopedIp};
+use localpair_core::{Fingerprint, Identity};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Reports in flight at once.
+const CONCURRENT: usize = 4;
+/// Reports waiting; the oldest is dropped beyond this.
+const QUEUE: usize = 32;
+/// Attempts per (peer, listener address).
+const ATTEMPTS: u8 = 3;
+/// Wait before retrying a failed report (on the next packet heard after it).
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Reports started per second at most: forged announcements (any source address on the subnet,
+/// a new key each) must not turn this device into a connection generator.
+const PER_SECOND: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Report {
+    pub(crate) peer: Fingerprint,
+    pub(crate) listener: SocketAddr,
+    pub(crate) seen: IpAddr,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    attempts: u8,
+    ok: bool,
+    busy: bool,
+    last: Instant,
+}
+
+pub(crate) type Done = (Report, Result<(), localpair_core::Error>);
+
+#[derive(Debug)]
+pub(crate) struct Reporter {
+    identity: Arc<Identity>,
+    timeout: Duration,
+    enabled: bool,
+    queue: VecDeque<Report>,
+    running: JoinSet<Done>,
+    state: HashMap<(Fingerprint, SocketAddr), State>,
+    recent: VecDeque<Instant>,
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+}
+
+impl Reporter {
+    pub(crate) fn new(identity: Arc<Identity>, timeout: Duration, enabled: bool) -> Self {
+        Self {
+            identity,
+            timeout,
+            enabled,
+            queue: VecDeque::new(),
+            running: JoinSet::new(),
+            state: HashMap::new(),
+            recent: VecDeque::new(),
+            ok: 0,
+            failed: 0,
+        }
+    }
+
+    /// A packet of `report.peer` arrived from `report.seen`; queue a report if this address
+    /// has not been reported yet, or its last report failed a while ago.
+    pub(crate) fn offer(&mut self, report: Report, now: Instant) {
+        if !self.enabled
+            || report.listener.port() == 0
+            || !localpair_core::interfaces::is_private(report.seen)
+        {
+            return;
+        }
+        let key = (report.peer, report.listener);
+        match self.state.get_mut(&key) {
+            Some(s)
+                if s.ok
+                    || s.busy
+                    || s.attempts >= ATTEMPTS
+                    || now.saturating_duration_since(s.last) < RETRY_AFTER => {}
+            Some(s) => {
+                s.busy = true;
+                self.queue.push_back(report);
+            }
+            None => {
+                self.state.insert(
+                    key,
+                    State {
+                        attempts: 0,
+                        ok: false,
+                        busy: true,
+                        last: now,
+                    },
+                );
+                self.queue.push_back(report);
+            }
+        }
+        if self.queue.len() > QUEUE
+            && let Some(dropped) = self.queue.pop_front()
+        {
+            tracing::debug!(listener = %dropped.listener, "observation report queue full; dropped the oldest");
+            self.state.remove(&(dropped.peer, dropped.listener));
+        }
+    }
+
+    /// Starts queued reports while fewer than the limits are running or recently started.
+    pub(crate) fn pump(&mut self, now: Instant) {
+        while self.running.len() < CONCURRENT {
+            while self
+                .recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+            {
+                self.recent.pop_front();
+            }
+            if self.recent.len() >= PER_SECOND {
+                return;
+            }
+            let Some(report) = self.queue.pop_front() else {
+                return;
+            };
+            self.recent.push_back(now);
+            let identity = Arc::clone(&self.identity);
+            let timeout = self.timeout;
+            self.running.spawn(async move {
+                // The receiver works out the scope of a link-local address itself: our
+                // interface index means nothing on its side.
+                let seen = ScopedIp {
+                    ip: report.seen,
+                    scope: 0,
+                };
+                let result =
+                    report_observation(&identity, report.listener, report.peer, seen, timeout)
+                        .await;
+                (report, result)
+            });
+        }
+    }
+
+    /// When queued reports held back by the rate limit may start.
+    pub(crate) fn next_slot(&self) -> Option<Instant> {
+        if self.queue.is_empty() || self.recent.len() < PER_SECOND {
+            return None;
+        }
+        self.recent.front().map(|t| *t + Duration::from_secs(1))
+    }
+
+    /// Whether reports are running (so `next_done` can make progress).
+    pub(crate) fn is_running(&self) -> bool {
+        !self.running.is_empty()
+    }
+
+    /// The next finished report; pending forever when none is running.
+    pub(crate) async fn next_done(&mut self) -> Option<Done> {
+        match self.running.join_next().await {
+            Some(Ok(done)) => Some(done),
+            // A report task cannot panic short of a bug in the TLS stack; count it as failed.
+            Some(Err(error)) => {
+                tracing::debug!(%error, "observation report task ended abnormally");
+                self.failed += 1;
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn finished(&mut self, (report, result): Done, now: Instant) {
+        let ok = result.is_ok();
+        match result {
+            Ok(()) => {
+                self.ok += 1;
+                tracing::debug!(peer = %report.peer.short(), listener = %report.listener, seen = %report.seen, "told peer where we saw it");
+            }
+            Err(error) => {
+                self.failed += 1;
+                tracing::debug!(peer = %report.peer.short(), listener = %report.listener, %error, "observation report failed");
+            }
+        }
+        if let Some(state) = self.state.get_mut(&(report.peer, report.listener)) {
+            state.busy = false;
+            state.ok = ok;
+            state.attempts = state.attempts.saturating_add(1);
+            state.last = now;
+        }
+    }
+
+    /// A peer expired: its addresses may be reported again when it comes back.
+    pub(crate) fn forget(&mut self, peer: &Fingerprint) {
+        self.state.retain(|(fp, _), s| fp != peer || s.busy);
+    }
+
+    /// Waits (bounded) for running reports, then aborts the rest.
+    pub(crate) async fn shutdown(&mut self, grace: Duration) {
+        self.queue.clear();
+        let _ = tokio::time::timeout(grace, async {
+            while self.running.join_next().await.is_some() {}
+        })
+        .await;
+        self.running.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter() -> Reporter {
+        let identity = Arc::new(Identity::ephemeral("t").unwrap());
+        Reporter::new(identity, Duration::from_secs(1), true)
+    }
+
+    fn report(fp: u8, listener: &str) -> Report {
+        let listener: SocketAddr = listener.parse().unwrap();
+        Report {
+            peer: Fingerprint::from_bytes([fp; 32]),
+            listener,
+            seen: listener.ip(),
+        }
+    }
+
+    #[test]
+    fn one_report_per_address_and_only_private_ones() {
+        let now = Instant::now();
+        let mut r = reporter();
+        r.offer(report(1, "10.0.0.2:4000"), now);
+        r.offer(report(1, "10.0.0.2:4000"), now);
+        r.offer(report(1, "10.0.0.2:0"), now);
+        r.offer(report(2, "8.8.8.8:4000"), now);
+        assert_eq!(r.queue.len(), 1);
+        // The peer moved: the new address is reported too.
+        r.offer(report(1, "10.0.0.3:4000"), now);
+        assert_eq!(r.queue.len(), 2);
+        let mut off = Reporter::new(Arc::clone(&r.identity), Duration::from_secs(1), false);
+        off.offer(report(1, "10.0.0.2:4000"), now);
+        assert!(off.queue.is_empty());
+    }
+
+    #[test]
+    fn the_queue_is_bounded() {
+        let now = Instant::now();
+        let mut r = reporter();
+        for i in 0..100u8 {
+            r.offer(report(i, "10.0.0.2:4000"), now);
+        }
+        assert_eq!(r.queue.len(), QUEUE);
+        // The dropped ones may be offered again.
+        assert_eq!(r.state.len(), QUEUE);
+    }
+
+    #[tokio::test]
+    async fn starts_are_rate_limited() {
+        let now = Instant::now();
+        let mut r = reporter();
+        for i in 0..30u8 {
+            // Unroutable documentation-range port on loopback: nothing listens, nothing leaves.
+            r.offer(report(i, "127.0.0.1:9"), now);
+        }
+        // 127.0.0.1 is not a private LAN address: nothing is queued at all.
+        assert!(r.queue.is_empty());
+        for i in 0..30u8 {
+            r.queue.push_back(report(i, "127.0.0.1:9"));
+        }
+        r.pump(now);
+        assert_eq!(r.running.len(), CONCURRENT);
+        r.running.shutdown().await;
+        r.pump(now);
+        r.running.shutdown().await;
+        r.pump(now);
+        r.running.shutdown().await;
+        assert_eq!(r.recent.len(), PER_SECOND);
+        r.pump(now);
+        assert!(r.running.is_empty());
+        assert_eq!(r.next_slot(), Some(now + Duration::from_secs(1)));
+        r.pump(now + Duration::from_secs(1));
+        assert_eq!(r.running.len(), CONCURRENT);
+        r.running.shutdown().await;
+    }
+}
