@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn localpair(args: &[&str], config: Option<&str>) -> Output {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    // One directory per call: tests run in parallel and several run the same command.
     let dir = std::env::temp_dir().join(format!(
         "localpair-cli-{}-{}",
         std::process::id(),
-        args.join("-").replace('/', "_")
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_localpair"));
@@ -54,6 +56,11 @@ fn strategies_lists_every_builtin_as_json() {
         ("outbound-route", "resolver", "localpair-outbound-route"),
         ("interface-sweep", "resolver", "localpair-interface-sweep"),
         ("upnp", "resolver", "localpair-upnp"),
+        ("peer-observed", "resolver", "localpair-udp-multicast"),
+        ("udp-multicast", "discoverer", "localpair-udp-multicast"),
+        ("mdns", "discoverer", "localpair-mdns"),
+        ("direct", "discoverer", "localpair-direct"),
+        ("subnet-scan", "discoverer", "localpair-subnet-scan"),
     ] {
         assert!(
             names.contains(&expected),
@@ -174,6 +181,12 @@ fn example_config_documents_the_defaults() {
     assert_eq!(scan, localpair_subnet_scan::Config::default());
     let mdns: localpair_mdns::Config = settings.strategy_table("mdns").extract().unwrap();
     assert_eq!(mdns, localpair_mdns::Config::default());
+    let multicast: localpair_udp_multicast::Config =
+        settings.strategy_table("udp-multicast").extract().unwrap();
+    assert_eq!(multicast, localpair_udp_multicast::Config::default());
+    let observed: localpair_udp_multicast::ObserveConfig =
+        settings.strategy_table("peer-observed").extract().unwrap();
+    assert_eq!(observed, localpair_udp_multicast::ObserveConfig::default());
     let upnp: localpair_upnp::Config = settings.strategy_table("upnp").extract().unwrap();
     assert_eq!(upnp, localpair_upnp::Config::default());
     localpair_core::DiscovererChain::from_settings(&registry, &settings).unwrap();

@@ -48,7 +48,8 @@ impl Peer {
 
     /// Folds a later sighting of the same device into this one: new addresses join the list, which
     /// stays ordered IPv4, routable IPv6, link-local (a first sighting may carry only link-local
-    /// IPv6 when A and AAAA records arrive apart); the first finder keeps the credit.
+    /// IPv6 when A and AAAA records arrive apart); a newer pairing port or session tag replaces the
+    /// older (a host that restarts pairing announces new ones); the first finder keeps the credit.
     pub fn absorb(&mut self, later: Peer) {
         for addr in later.addrs {
             if !self.addrs.contains(&addr) {
@@ -56,10 +57,10 @@ impl Peer {
             }
         }
         self.addrs.sort_by_key(|a| address_rank(a.ip()));
-        if self.pairing_port.is_none() {
+        if later.pairing_port.is_some() {
             self.pairing_port = later.pairing_port;
         }
-        if self.session_tag.is_none() {
+        if later.session_tag.is_some() {
             self.session_tag = later.session_tag;
         }
         if self.name.is_empty() {

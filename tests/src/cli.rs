@@ -137,6 +137,7 @@ pub struct Running {
     child: ChildGuard,
     lines: std::sync::mpsc::Receiver<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -174,6 +175,30 @@ impl Running {
         })
     }
 
+    /// Waits for the exit (at most `timeout`, then kills it) and returns the status with the whole
+    /// of stderr, read to its end.
+    pub fn finish(mut self, timeout: Duration) -> Result<(ExitStatus, String), LabError> {
+        let status = self.child.wait_timeout(timeout)?;
+        let Some(status) = status else {
+            return Err(LabError::Timeout(format!(
+                "`{}` still running after {timeout:?}; stderr: {}",
+                self.child.command_line(),
+                self.stderr()
+            )));
+        };
+        if let Some(reader) = self.stderr_reader.take() {
+            // The pipe closes with the process; a bounded wait guards against an inheriting child.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while !reader.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+        Ok((status, self.stderr()))
+    }
+
     /// The process, e.g. to write its stdin or signal it.
     pub fn child(&mut self) -> &mut ChildGuard {
         &mut self.child
@@ -201,9 +226,10 @@ impl Localpair {
             });
         }
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr_reader = None;
         if let Some(mut pipe) = stderr_pipe {
             let sink = std::sync::Arc::clone(&stderr);
-            std::thread::spawn(move || {
+            stderr_reader = Some(std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = pipe.read(&mut buf) {
                     if n == 0 {
@@ -213,12 +239,13 @@ impl Localpair {
                         s.push_str(&String::from_utf8_lossy(&buf[..n]));
                     }
                 }
-            });
+            }));
         }
         Ok(Running {
             child,
             lines,
             stderr,
+            stderr_reader,
         })
     }
 }

@@ -7,7 +7,9 @@ use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or
 use serde_json::Value;
 
 fn hosts(lab: &Lab, n: usize) -> Vec<Host> {
-    (0..n).map(|_| lab.add_host(HostSpec::new()).unwrap()).collect()
+    (0..n)
+        .map(|_| lab.add_host(HostSpec::new()).unwrap())
+        .collect()
 }
 
 fn start_discover(host: &Host, args: &[&str], config: &str) -> Running {
@@ -33,10 +35,12 @@ fn names(report: &Value) -> Vec<String> {
 }
 
 fn finish(run: Running) -> (Option<i32>, Value, String) {
-    let line = run.next_line(CLI_TIMEOUT).unwrap_or_default();
-    let stderr = run.stderr();
-    let status = run.wait(CLI_TIMEOUT).unwrap();
-    let report = serde_json::from_str(&line).unwrap_or(Value::Null);
+    let line = run.next_line(CLI_TIMEOUT);
+    let (status, stderr) = run.finish(CLI_TIMEOUT).unwrap();
+    let report = line
+        .ok()
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or(Value::Null);
     (status.code(), report, stderr)
 }
 
@@ -88,7 +92,10 @@ fn a_host_behind_dropped_multicast_is_not_found_and_says_why() {
     let (code, report, stderr) = &results[2];
     assert_eq!(*code, Some(1), "{stderr}");
     assert!(report.is_object(), "the report is still printed");
-    assert!(stderr.contains("error: no peer found within 4 s"), "{stderr}");
+    assert!(
+        stderr.contains("error: no peer found within 4 s"),
+        "{stderr}"
+    );
     let attempts = report["attempts"].as_array().unwrap();
     for attempt in attempts {
         assert_eq!(attempt["outcome"], "empty", "{attempt}");
@@ -111,7 +118,11 @@ fn discovery_survives_thirty_percent_udp_loss() {
     for run in runs {
         let (code, report, stderr) = finish(run);
         assert_eq!(code, Some(0), "{stderr}");
-        assert_eq!(report["peers"].as_array().unwrap().len(), 2, "{report:#}\n{stderr}");
+        assert_eq!(
+            report["peers"].as_array().unwrap().len(),
+            2,
+            "{report:#}\n{stderr}"
+        );
     }
 }
 
@@ -130,7 +141,11 @@ fn peer_observed_address_comes_from_a_peer() {
     assert_eq!(ran.code(), Some(0), "{}", ran.stderr);
     let report = ran.json();
     let first = &report["candidates"][0];
-    assert_eq!(first["ip"], all[1].addr().to_string().as_str(), "{report:#}");
+    assert_eq!(
+        first["ip"],
+        all[1].addr().to_string().as_str(),
+        "{report:#}"
+    );
     assert_eq!(first["confirmed"], "peer");
     assert_eq!(first["strategy"], "peer-observed");
     assert_eq!(first["interface"], "eth0");

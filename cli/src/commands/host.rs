@@ -77,6 +77,14 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
         let host =
             PairingHost::start(Arc::clone(ctx.identity()), options).map_err(Error::Failed)?;
         let code = host.code().clone();
+        // Only with [strategies.upnp] map_port = true: reachable from beyond the LAN while hosting.
+        let mapping = match localpair_upnp::map_pairing_port(&ctx, code.port).await {
+            Ok(mapping) => mapping,
+            Err(error) => {
+                tracing::warn!(%error, "UPnP port mapping failed; pairing on the LAN only");
+                None
+            }
+        };
         ctx.set_advert(Advert::pairing(code.port, Some(code.session_tag())));
         show_code(args, &code, ttl, target)?;
 
@@ -99,6 +107,11 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
         };
         stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), announcing).await;
+        if let Some(mapping) = mapping
+            && let Err(error) = mapping.shutdown().await
+        {
+            tracing::warn!(%error, "removing the UPnP port mapping");
+        }
         let paired = outcome?;
         if args.json {
             output::json(&json!({

@@ -320,12 +320,12 @@ impl<T: Send + 'static> Engine<'_, T> {
                     self.stop_all(StopCause::ChainStopped);
                 }
             }
-            (_, Some(StopCause::Timeout)) => {
+            (_, Some(StopCause::Timeout)) if outcome != Outcome::Ok => {
                 if let Some(limit) = self.plan.strategy_timeout {
                     attempt.error = Some(format!("no answer within {} ms", limit.as_millis()));
                 }
             }
-            (_, Some(StopCause::Deadline)) => {
+            (_, Some(StopCause::Deadline)) if outcome != Outcome::Ok => {
                 attempt.error = Some(format!(
                     "chain deadline of {} ms reached",
                     self.plan.deadline.as_millis()
