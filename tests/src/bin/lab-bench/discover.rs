@@ -1,0 +1,167 @@
+//! Time to first peer per discoverer, and python-zeroconf's browse→resolved for comparison.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use localpair_lab::{ChildGuard, Host, HostSpec, Lab, LabError, Localpair};
+
+use crate::stats::Table;
+use crate::{Options, json_run};
+
+fn order(strategy: &str) -> String {
+    match strategy {
+        "default chain" => String::new(),
+        name => format!("[discover]\norder = [\"{name}\"]\n"),
+    }
+}
+
+/// Start-up of a resident peer plus the mDNS responder's once-a-second answer limit: newcomers
+/// spaced closer than this wait a second for their answer (RFC 6762 section 6).
+const SPACING: Duration = Duration::from_millis(1500);
+
+fn first_peer_ms(report: &serde_json::Value) -> f64 {
+    report["peers"][0]["elapsed_ms"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    for strategy in ["udp-multicast", "mdns", "default chain"] {
+        let lab = Lab::new("bench_discover")?;
+        let resident = lab.add_host(HostSpec::new())?;
+        let newcomer = lab.add_host(HostSpec::new())?;
+        let config = order(strategy);
+        // Peer already running.
+        let running = Localpair::on(&resident)?
+            .config(&config)?
+            .args(["discover", "--timeout", "3600"])
+            .spawn()?;
+        std::thread::sleep(Duration::from_secs(2));
+        let mut already = Vec::new();
+        for _ in 0..options.runs {
+            let report = json_run(
+                &newcomer,
+                &config,
+                &["discover", "--count", "1", "--timeout", "10"],
+            )?;
+            already.push(first_peer_ms(&report));
+            std::thread::sleep(SPACING);
+        }
+        drop(running);
+        table.times(
+            &format!("first peer, {strategy}: peer already running"),
+            already,
+        );
+
+        // Both starting together.
+        let mut together = Vec::new();
+        for _ in 0..options.runs {
+            let a = start(&resident, &config)?;
+            let b = start(&newcomer, &config)?;
+            for child in [a, b] {
+                let out = child.wait_with_output_timeout(Duration::from_secs(30))?;
+                let report: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+                together.push(first_peer_ms(&report));
+            }
+            std::thread::sleep(SPACING);
+        }
+        table.times(
+            &format!("first peer, {strategy}: both starting together"),
+            together,
+        );
+    }
+    Ok(())
+}
+
+/// A fixed window rather than `--count 1`: the first to find the other would exit, and with it
+/// stop answering the other.
+fn start(host: &Host, config: &str) -> Result<ChildGuard, LabError> {
+    Localpair::on(host)?
+        .config(config)?
+        .args(["--json", "discover", "--timeout", "4"])
+        .spawn()
+}
+
+const PYTHON_BROWSE: &str = r#"
+import json, sys, time
+from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
+T = "_localpair._tcp.local."
+times = []
+for _ in range(int(sys.argv[1])):
+    t0 = time.monotonic()
+    zc = Zeroconf(ip_version=IPVersion.V4Only)
+    found = []
+    def on_change(zeroconf, service_type, name, state_change):
+        if state_change is ServiceStateChange.Added:
+            found.append(name)
+    browser = ServiceBrowser(zc, T, handlers=[on_change])
+    got = None
+    while got is None and time.monotonic() < t0 + 10:
+        for name in list(found):
+            if zc.get_service_info(T, name, timeout=3000) is not None:
+                got = time.monotonic() - t0
+                break
+        if got is None:
+            time.sleep(0.002)
+    browser.cancel()
+    zc.close()
+    times.append(got)
+    time.sleep(1.5)
+print(json.dumps(times))
+"#;
+
+/// Our mDNS browse→first peer against python-zeroconf's browse→resolved, same responder.
+pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    let available = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import zeroconf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("zeroconf: /usr/bin/python3 cannot import zeroconf; skipped");
+        return Ok(());
+    }
+    let lab = Lab::new("bench_zeroconf")?;
+    let resident = lab.add_host(HostSpec::new())?;
+    let browser = lab.add_host(HostSpec::new())?;
+    let config = order("mdns");
+    let _running = Localpair::on(&resident)?
+        .config(&config)?
+        .args(["discover", "--timeout", "3600"])
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ours = Vec::new();
+    for _ in 0..options.runs {
+        let report = json_run(
+            &browser,
+            &config,
+            &["discover", "--count", "1", "--timeout", "10"],
+        )?;
+        ours.push(first_peer_ms(&report));
+        std::thread::sleep(SPACING);
+    }
+    let mut python = browser.command("/usr/bin/python3");
+    python
+        .args(["-c", PYTHON_BROWSE, &options.runs.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = ChildGuard::spawn(&mut python)?
+        .wait_with_output_timeout(Duration::from_secs(15 * options.runs as u64 + 30))?;
+    let theirs: Vec<Option<f64>> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let theirs: Vec<f64> = theirs.into_iter().flatten().map(|s| s * 1000.0).collect();
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let ratio = median(&ours) / median(&theirs);
+    table.times("mDNS browse→peer: localpair (mdns only)", ours);
+    table.times("mDNS browse→resolved: python-zeroconf 0.47", theirs);
+    table.value(
+        "mDNS ratio ours/python-zeroconf (medians)",
+        options.runs,
+        ratio,
+        "×",
+    );
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Pre-shared pairing, code in hand → paired; and the diagnostics report's run time.
+
+use std::time::{Duration, Instant};
+
+use localpair_lab::{HostSpec, Lab, LabError, Localpair};
+
+use crate::stats::Table;
+use crate::{Options, json_run, ms};
+
+pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    for udp_dropped in [false, true] {
+        let lab = Lab::new("bench_pair")?;
+        let host = lab.add_host(HostSpec::new())?;
+        let joiner = lab.add_host(HostSpec::new())?;
+        if udp_dropped {
+            host.drop_udp()?;
+            joiner.drop_udp()?;
+        }
+        let label = if udp_dropped {
+            "pairing (pre-shared), all UDP dropped: direct dial"
+        } else {
+            "pairing (pre-shared), multicast working"
+        };
+        let mut inside = Vec::new();
+        let mut wall = Vec::new();
+        let mut via = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..options.runs {
+            let hosting = Localpair::on(&host)?
+                .args(["--json", "host", "--qr", "none"])
+                .start()?;
+            let code = hosting.next_json(Duration::from_secs(30))?["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let started = Instant::now();
+            let joined = json_run(&joiner, "", &["join", &code])?;
+            wall.push(ms(started.elapsed()));
+            inside.push(joined["elapsed_ms"].as_f64().unwrap_or(f64::NAN));
+            *via.entry(joined["via"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
+            hosting.finish(Duration::from_secs(30))?;
+        }
+        eprintln!("{label}: paired via {via:?}");
+        table.times(
+            &format!("{label} — code in hand → paired (in join)"),
+            inside,
+        );
+        table.times(&format!("{label} — whole `localpair join` process"), wall);
+    }
+    Ok(())
+}
+
+pub(crate) fn diagnose(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    let runs = options.runs.min(10);
+    for faulty in [false, true] {
+        let lab = Lab::new("bench_diagnose")?;
+        let subject = lab.add_host(HostSpec::new())?;
+        let peer = lab.add_host(HostSpec::new())?;
+        if faulty {
+            subject.drop_multicast()?;
+        }
+        let _peer = Localpair::on(&peer)?
+            .args(["discover", "--timeout", "3600"])
+            .spawn()?;
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let ran = Localpair::on(&subject)?
+                .args(["--json", "diagnose"])
+                .run(Duration::from_secs(60))?;
+            wall.push(ms(started.elapsed()));
+            if ran.code() != Some(0) {
+                return Err(LabError::Timeout(format!(
+                    "diagnose failed: {}",
+                    ran.stderr
+                )));
+            }
+        }
+        let label = if faulty {
+            "diagnose, multicast dropped — whole process"
+        } else {
+            "diagnose, healthy lab — whole process"
+        };
+        table.times(label, wall);
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `localpair resolve` per strategy and for the chain with fall-through.
+
+use std::time::Instant;
+
+use localpair_lab::{HostSpec, Lab, LabError};
+
+use crate::stats::Table;
+use crate::{Options, json_run, ms};
+
+pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    let lab = Lab::new("bench_resolve")?;
+    let routed = lab.add_host(HostSpec::new())?;
+    let unrouted = lab.add_host(HostSpec::new().default_route(false))?;
+    let peer = lab.add_host(HostSpec::new())?;
+    // A peer that hears us, for peer-observed.
+    let _listener = localpair_lab::Localpair::on(&peer)?
+        .args(["discover", "--timeout", "3600"])
+        .spawn()?;
+    for (label, host, config) in [
+        (
+            "resolve: outbound-route",
+            &routed,
+            "[resolve]\norder = [\"outbound-route\"]\n",
+        ),
+        (
+            "resolve: interface-sweep",
+            &routed,
+            "[resolve]\norder = [\"interface-sweep\"]\n",
+        ),
+        (
+            "resolve: peer-observed (peer running)",
+            &routed,
+            "[resolve]\norder = [\"peer-observed\"]\n",
+        ),
+        (
+            "resolve: default chain, fall-through (no default route)",
+            &unrouted,
+            "",
+        ),
+    ] {
+        let mut chain = Vec::new();
+        let mut wall = Vec::new();
+        for _ in 0..options.runs {
+            let started = Instant::now();
+            let report = json_run(host, config, &["resolve"])?;
+            wall.push(ms(started.elapsed()));
+            chain.push(report["elapsed_ms"].as_f64().unwrap_or(f64::NAN));
+        }
+        table.times(&format!("{label} — chain"), chain);
+        table.times(&format!("{label} — whole process"), wall);
+    }
+    Ok(())
+}
