@@ -59,6 +59,20 @@ pub enum Command {
         /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
         code: Option<String>,
     },
+    /// Run the diagnostics report: why can (or can't) this device pair here? Sends multicast,
+    /// mDNS and connections to the peers found, on the local network only.
+    Diagnose {
+        /// Also save the JSON report to FILE (for a bug report); text still goes to stdout
+        /// unless --json.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Mask MAC addresses, host and device names and public IP addresses, log included.
+        #[arg(long)]
+        redact: bool,
+        /// Listen this many seconds for peers (default: `diagnostics.discovery_window_ms`).
+        #[arg(long, value_name = "S", value_parser = parse_seconds)]
+        window: Option<std::time::Duration>,
+    },
 }
 
 /// `--flow`.

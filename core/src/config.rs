@@ -153,6 +153,49 @@ impl Default for PairingConfig {
     }
 }
 
+/// The `[diagnostics]` section: `localpair diagnose`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DiagnosticsConfig {
+    /// How long each discoverer announces and listens (they run side by side).
+    pub discovery_window_ms: u64,
+    /// Limit for one TLS handshake with a peer's listener.
+    pub reach_timeout_ms: u64,
+    /// Limit for one discoverer's multicast self-test.
+    pub self_check_timeout_ms: u64,
+    /// Log entries kept in the report; past it the middle of the log is dropped and counted.
+    pub log_capacity: usize,
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        Self {
+            discovery_window_ms: 3_000,
+            reach_timeout_ms: 1_000,
+            self_check_timeout_ms: 1_500,
+            log_capacity: 2_000,
+        }
+    }
+}
+
+impl DiagnosticsConfig {
+    /// The discovery window; at least 100 ms, because a shorter one cannot hear a single answer.
+    pub fn discovery_window(&self) -> Duration {
+        Duration::from_millis(self.discovery_window_ms.max(100))
+    }
+
+    /// The reachability limit (at least 1 ms).
+    pub fn reach_timeout(&self) -> Duration {
+        Duration::from_millis(self.reach_timeout_ms.max(1))
+    }
+
+    /// The self-test limit (at least 1 ms).
+    pub fn self_check_timeout(&self) -> Duration {
+        Duration::from_millis(self.self_check_timeout_ms.max(1))
+    }
+}
+
 /// The whole configuration, minus the strategy tables (see [`Settings::strategy_table`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,6 +215,8 @@ pub struct Config {
     pub interfaces: InterfacesConfig,
     /// The confirmation listener.
     pub confirm: ConfirmConfig,
+    /// `localpair diagnose`.
+    pub diagnostics: DiagnosticsConfig,
     /// Per-strategy tables, checked by each strategy.
     #[serde(skip_serializing)]
     pub strategies: BTreeMap<String, figment::value::Value>,
@@ -210,6 +255,7 @@ impl Default for Config {
             pairing: PairingConfig::default(),
             interfaces: InterfacesConfig::default(),
             confirm: ConfirmConfig::default(),
+            diagnostics: DiagnosticsConfig::default(),
             strategies: BTreeMap::new(),
         }
     }
@@ -266,7 +312,7 @@ impl figment::Provider for Environment {
 }
 
 fn environment() -> Environment {
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "device",
         "resolve",
         "discover",
@@ -274,6 +320,7 @@ fn environment() -> Environment {
         "pairing",
         "interfaces",
         "confirm",
+        "diagnostics",
         "strategies",
     ];
     // Only keys under our sections: LOCALPAIR_BIN, LOCALPAIR_LOG and the like are not config.
@@ -414,7 +461,10 @@ mod tests {
             .to_string();
         std::fs::remove_file(&path).unwrap();
         assert!(err.contains("discover.stagger_ms"), "{err}");
-        assert!(err.contains(&path.display().to_string()), "{err}");
+        // By file name: figment shows the path relative to the working directory, which
+        // figment::Jail in another test may change at any moment.
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(err.contains(name.as_ref()), "{err}");
     }
 
     #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -454,8 +504,13 @@ mod tests {
             jail.set_env("LOCALPAIR_RESOLVE__STAGGER_MS", "77");
             jail.set_env("LOCALPAIR_STRATEGIES__FAKE_ONE__RETRIES", "3");
             jail.set_env("LOCALPAIR_BIN", "/not/config");
+            jail.set_env("LOCALPAIR_DIAGNOSTICS__DISCOVERY_WINDOW_MS", "1500");
             let s = Settings::load(Source::Discover).map_err(|e| e.to_string())?;
             assert_eq!(s.config().resolve.stagger_ms, 77);
+            assert_eq!(
+                s.config().diagnostics.discovery_window(),
+                Duration::from_millis(1500)
+            );
             let fake: Fake = s
                 .strategy_table("fake-one")
                 .extract()

@@ -174,6 +174,16 @@ impl Context {
         self.inner.join_target.subscribe()
     }
 
+    /// Waits until the host being joined is known; `None` when `stop` fires first (a plain
+    /// discovery session has no code). For discoverers that only make sense while joining.
+    pub async fn wait_join_target(&self, stop: &crate::discoverer::PeerSink) -> Option<JoinTarget> {
+        let mut targets = self.join_target();
+        tokio::select! {
+            known = targets.wait_for(Option::is_some) => known.ok().and_then(|t| t.clone()),
+            () = stop.stopped() => None,
+        }
+    }
+
     /// Cancelled when the whole operation is abandoned (Ctrl-C, embedding program shutting down).
     pub fn cancellation(&self) -> &CancellationToken {
         &self.inner.cancel

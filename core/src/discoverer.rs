@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::context::Context;
+use crate::diagnostics::SelfCheck;
 use crate::error::StrategyError;
 use crate::peer::Peer;
 
@@ -18,6 +19,16 @@ use crate::peer::Peer;
 pub trait PeerDiscoverer: Send + Sync + 'static {
     /// Runs one discovery session.
     async fn discover(&self, ctx: &Context, sink: PeerSink) -> Result<(), StrategyError>;
+
+    /// A quick test of the transport this discoverer relies on, for `localpair diagnose`: for a
+    /// multicast discoverer, join the group on each permitted interface, send, and see our own
+    /// packet come back. `None` (the default) means the discoverer has no such test.
+    ///
+    /// It should finish well inside `[diagnostics] self_check_timeout_ms` (the caller cuts it
+    /// off there), close everything it opened, and not announce this device to peers.
+    async fn self_check(&self, _ctx: &Context) -> Option<SelfCheck> {
+        None
+    }
 }
 
 /// Where a discoverer reports peers; a bounded channel to the chain runner plus the stop signal.

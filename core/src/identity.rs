@@ -359,7 +359,11 @@ mod tests {
         assert!("zz".parse::<Fingerprint>().is_err());
         let signed = format!("+{}", &fp.to_string()[1..]);
         assert!(signed.parse::<Fingerprint>().is_err());
-        assert!(format!(" {}", &fp.to_string()[1..]).parse::<Fingerprint>().is_err());
+        assert!(
+            format!(" {}", &fp.to_string()[1..])
+                .parse::<Fingerprint>()
+                .is_err()
+        );
         let dev = fp.device_id();
         assert_eq!(dev.to_string().parse::<DeviceId>().unwrap(), dev);
     }

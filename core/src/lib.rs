@@ -46,6 +46,7 @@ pub mod code;
 pub mod config;
 pub mod confirm;
 mod context;
+pub mod diagnostics;
 mod discoverer;
 mod error;
 pub mod frame;
@@ -65,6 +66,7 @@ pub use chain::{
 pub use config::{ChainMode, Config, Settings};
 pub use confirm::Confirmer;
 pub use context::{Advert, Context, JoinTarget, NoListener};
+pub use diagnostics::{Report as DiagnosticsReport, SelfCheck};
 pub use discoverer::{PeerDiscoverer, PeerSink};
 pub use error::{Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};

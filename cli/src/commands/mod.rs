@@ -1,5 +1,6 @@
 //! One module per command; this one holds what they share.
 
+mod diagnose;
 mod discover;
 mod host;
 mod join;
@@ -19,6 +20,11 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
         Command::Discover { timeout, count } => discover::run(args, *timeout, *count),
         Command::Host { flow, qr } => host::run(args, *flow, qr),
         Command::Join { code } => join::run(args, code.as_deref()),
+        Command::Diagnose {
+            out,
+            redact,
+            window,
+        } => diagnose::run(args, out.as_deref(), *redact, *window),
     }
 }
 

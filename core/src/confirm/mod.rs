@@ -35,7 +35,8 @@ const MAX_PENDING: usize = 256;
 /// Most peer observations kept.
 const MAX_OBSERVATIONS: usize = 32;
 
-/// A peer's report of where it saw us.
+/// A peer's report of where it saw us. The scope in `ip` is the reporter's view and means nothing
+/// here: resolve it against our own interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Observation {
@@ -47,6 +48,23 @@ pub struct Observation {
     pub reporter_addr: SocketAddr,
     /// When it arrived.
     pub at: Instant,
+}
+
+impl Observation {
+    /// An observation (for tests and for strategies that learn of one some other way).
+    pub fn new(
+        ip: ScopedIp,
+        reporter: Fingerprint,
+        reporter_addr: SocketAddr,
+        at: Instant,
+    ) -> Self {
+        Self {
+            ip,
+            reporter,
+            reporter_addr,
+            at,
+        }
+    }
 }
 
 struct Arrival {
@@ -283,6 +301,41 @@ pub async fn report_observation(
     }
 }
 
+/// Checks that a peer's confirmation listener answers at `addr` with the key `peer_key`: a TCP
+/// connection and a TLS handshake pinned to that key, then a clean close (nothing is asked of
+/// the listener). Returns the time the handshake took.
+///
+/// Succeeding proves that this device can open a connection to the peer at that address, which
+/// is what pairing needs; a [`Error::KeyMismatch`] means another device holds the address.
+pub async fn reach(
+    identity: &Identity,
+    addr: SocketAddr,
+    peer_key: Fingerprint,
+    limit: Duration,
+) -> Result<Duration, Error> {
+    let client = tls::client_config(identity, peer_key, tls::ALPN_CONFIRM)?;
+    let started = Instant::now();
+    let handshake = async {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::io(format!("connect {addr}"), e))?;
+        let mut stream = TlsConnector::from(client)
+            .connect(tls::server_name(), tcp)
+            .await
+            .map_err(|e| tls_error(e, addr))?;
+        let took = started.elapsed();
+        // close_notify, so the listener sees an orderly end rather than a reset.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        Ok::<_, Error>(took)
+    };
+    tokio::time::timeout(limit, handshake)
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("TLS handshake with {addr}"),
+            after: limit,
+        })?
+}
+
 async fn exchange(
     client: &Arc<rustls::ClientConfig>,
     addr: SocketAddr,
@@ -354,6 +407,13 @@ impl Serve {
                         let limit = this.handshake_timeout;
                         match tokio::time::timeout(limit, this.serve(tcp, remote)).await {
                             Ok(Ok(())) => {}
+                            // `reach` closes right after the handshake, asking nothing.
+                            Ok(Err(Error::Io { op, source }))
+                                if op == "read frame header"
+                                    && source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                            {
+                                tracing::debug!(%remote, "closed after the handshake (a reachability check)");
+                            }
                             Ok(Err(error)) => tracing::debug!(%remote, %error, "confirmation connection failed"),
                             Err(_) => tracing::debug!(%remote, "confirmation connection timed out"),
                         }
@@ -519,6 +579,29 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn reach_pins_the_peer_key() {
+        let peer = confirmer();
+        let me = Identity::ephemeral("me").unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], peer.port()));
+        let limit = Duration::from_secs(2);
+        let took = reach(&me, addr, peer.identity().fingerprint(), limit)
+            .await
+            .unwrap();
+        assert!(took < limit);
+        let other = Identity::ephemeral("other").unwrap().fingerprint();
+        let err = reach(&me, addr, other, limit).await.unwrap_err();
+        assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
+        // The listener keeps serving after a handshake that asked nothing.
+        peer.confirm(IpAddr::from([127, 0, 0, 1]), 0).await.unwrap();
+        peer.shutdown();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let err = reach(&me, addr, peer.identity().fingerprint(), limit)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
     }
 
     #[tokio::test]

@@ -24,12 +24,7 @@ struct CodeAddresses;
 #[async_trait]
 impl PeerDiscoverer for CodeAddresses {
     async fn discover(&self, ctx: &Context, sink: PeerSink) -> Result<(), StrategyError> {
-        let mut target = ctx.join_target();
-        let known = tokio::select! {
-            t = target.wait_for(Option::is_some) => t.ok().and_then(|t| t.clone()),
-            () = sink.stopped() => None,
-        };
-        if let Some(t) = known {
+        if let Some(t) = ctx.wait_join_target(&sink).await {
             let addrs = t
                 .candidates
                 .iter()

@@ -54,12 +54,7 @@ impl Direct {
 #[async_trait]
 impl PeerDiscoverer for Direct {
     async fn discover(&self, ctx: &Context, sink: PeerSink) -> Result<(), StrategyError> {
-        let mut targets = ctx.join_target();
-        let target = tokio::select! {
-            known = targets.wait_for(Option::is_some) => known.ok().and_then(|t| t.clone()),
-            () = sink.stopped() => None,
-        };
-        let Some(target) = target else {
+        let Some(target) = ctx.wait_join_target(&sink).await else {
             return Err(Error::NoCode.into());
         };
         let scopes: Vec<u32> = ctx

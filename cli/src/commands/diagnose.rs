@@ -1,0 +1,98 @@
+//! `localpair diagnose`: the diagnostics report, as text or JSON, optionally saved and redacted.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use localpair_core::diagnostics::{self, Options, ProgressEvent, Report};
+use localpair_core::interfaces::InterfaceFilter;
+
+use super::{interrupted, load, progress, runtime};
+use crate::args::Args;
+use crate::error::Error;
+use crate::{logging, output};
+
+pub(super) fn run(
+    args: &Args,
+    out: Option<&Path>,
+    redact: bool,
+    window: Option<Duration>,
+) -> Result<(), Error> {
+    let (settings, registry) = load(args)?;
+    // A bad glob would keep the listener from starting; like any bad value it is a usage error.
+    InterfaceFilter::new(&settings.config().interfaces).map_err(Error::Config)?;
+    let capture = logging::capture(settings.config().diagnostics.log_capacity);
+    let mut options = Options::default().with_capture(capture);
+    if let Some(window) = window {
+        options = options.with_window(window);
+    }
+    let spinner = (!args.json && !args.quiet && std::io::stderr().is_terminal()).then(spinner);
+    if let Some(bar) = &spinner {
+        options = options.with_progress(show_progress(bar.clone()));
+    }
+    let runtime = runtime()?;
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = diagnostics::run_with_settings(settings, &registry, options) => Ok(report),
+            () = interrupted() => Err(Error::Interrupted),
+        }
+    });
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let report = if redact { report.redacted(&[]) } else { report };
+    if args.json {
+        output::json(&report)?;
+    } else {
+        output::text(&report.to_text())?;
+    }
+    if let Some(path) = out {
+        save(&report, path)?;
+        if !args.json {
+            progress(&format!("report saved to {}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+fn save(report: &Report, path: &Path) -> Result<(), Error> {
+    let file_error = |source| Error::File {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = serde_json::to_string_pretty(report).map_err(|e| file_error(e.into()))?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(file_error)
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message("starting");
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn show_progress(bar: ProgressBar) -> diagnostics::Progress {
+    Arc::new(move |event: &ProgressEvent| {
+        if let ProgressEvent::Started {
+            name,
+            index,
+            total,
+            expected,
+            ..
+        } = event
+        {
+            let wait = expected
+                .map(|d| format!(" (announcing and listening for {:.0} s)", d.as_secs_f64()))
+                .unwrap_or_default();
+            bar.reset_elapsed();
+            bar.set_message(format!("[{index}/{total}] {name}{wait}"));
+        }
+    })
+}

@@ -1,0 +1,240 @@
+//! Checks 3 to 5: the confirmation listener, our own addresses through it, the resolver chain.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::interfaces::{Link, list_links};
+use super::report::Status;
+use super::runner::{BoxFuture, Env, Finding, State, millis};
+use crate::candidate::{Confirmation, InterfaceClass, is_link_local};
+use crate::chain::{ResolverChain, explain};
+
+/// A self-connection goes through loopback on every OS, so it cannot vouch for more than this.
+const LOCAL_ONLY: &str = "a connection to one's own address goes through loopback: this proves \
+                          the address is ours and the listener answers there, not that a peer \
+                          can reach it";
+
+pub(crate) fn check_listener<'a>(env: &'a Env, _state: &'a mut State) -> BoxFuture<'a, Finding> {
+    Box::pin(async move {
+        let confirmer = match env.ctx.confirmer() {
+            Ok(confirmer) => confirmer,
+            Err(error) => {
+                let why = env.setup_error.clone().unwrap_or_else(|| error.to_string());
+                return Finding::new(
+                    Status::Fail,
+                    format!("no confirmation listener: {why}"),
+                    json!({ "running": false }),
+                )
+                .with_errors(vec![why]);
+            }
+        };
+        let bound = confirmer.local_addr();
+        let identity = env.ctx.identity();
+        let started = Instant::now();
+        let loopback = confirmer.confirm(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).await;
+        let took = millis(started.elapsed());
+        let details = json!({
+            "running": true,
+            "bound": bound,
+            "port": bound.port(),
+            "dual_stack": bound.is_ipv6(),
+            "fingerprint": identity.fingerprint(),
+            "device_id": identity.device_id(),
+            "loopback_ms": loopback.is_ok().then_some(took),
+        });
+        let family = if bound.is_ipv6() {
+            "IPv4 and IPv6"
+        } else {
+            "IPv4 only"
+        };
+        match loopback {
+            Ok(()) => Finding::new(
+                Status::Pass,
+                format!(
+                    "TLS listener on {bound} (every address, {family}); answers on loopback in {took:.1} ms"
+                ),
+                details,
+            ),
+            Err(error) => Finding::new(
+                Status::Fail,
+                format!(
+                    "TLS listener bound to {bound} but it does not answer on 127.0.0.1: {error}"
+                ),
+                details,
+            )
+            .with_errors(vec![format!("127.0.0.1: {error}")]),
+        }
+    })
+}
+
+/// Every non-loopback address of every permitted interface, with its interface.
+fn own_addresses(links: &[Link]) -> Vec<(IpAddr, u32, String, InterfaceClass)> {
+    links
+        .iter()
+        .filter(|l| l.permitted && l.class != InterfaceClass::Loopback)
+        .flat_map(|l| {
+            l.addrs.iter().filter(|a| !a.ip.is_loopback()).map(|a| {
+                let scope = if a.ip.is_ipv6() && is_link_local(a.ip) {
+                    l.index.unwrap_or(0)
+                } else {
+                    0
+                };
+                (a.ip, scope, l.name.clone(), l.class)
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn check_self<'a>(env: &'a Env, state: &'a mut State) -> BoxFuture<'a, Finding> {
+    Box::pin(async move {
+        let Ok(confirmer) = env.ctx.confirmer() else {
+            return Finding::new(
+                Status::Fail,
+                "not tested: no confirmation listener",
+                Value::Null,
+            );
+        };
+        let links = match &state.links {
+            Some(links) => links.clone(),
+            None => list_links(&env.ctx).0,
+        };
+        let addrs = own_addresses(&links);
+        if addrs.is_empty() {
+            return Finding::new(
+                Status::Fail,
+                "no address to test: no permitted interface has a non-loopback address",
+                json!({ "addresses": [], "note": LOCAL_ONLY }),
+            );
+        }
+        let mut probes = JoinSet::new();
+        for (i, (ip, scope, _, _)) in addrs.iter().enumerate() {
+            let confirmer = confirmer.clone();
+            let (ip, scope) = (*ip, *scope);
+            probes.spawn(async move {
+                let started = Instant::now();
+                let result = confirmer.confirm(ip, scope).await;
+                (i, result, started.elapsed())
+            });
+        }
+        let mut results: Vec<Option<(Result<(), String>, Duration)>> = vec![None; addrs.len()];
+        // Every confirmation carries its own timeout ([confirm] confirm_timeout_ms).
+        while let Some(joined) = probes.join_next().await {
+            if let Ok((i, result, took)) = joined {
+                results[i] = Some((result.map_err(|e| e.to_string()), took));
+            }
+        }
+        let mut rows = Vec::new();
+        let mut errors = Vec::new();
+        let mut ok = Vec::new();
+        for ((ip, scope, interface, class), result) in addrs.iter().zip(results) {
+            let shown = if *scope > 0 {
+                format!("{ip}%{interface}")
+            } else {
+                ip.to_string()
+            };
+            let (result, took) =
+                result.unwrap_or_else(|| (Err("the probe task died".into()), Duration::ZERO));
+            match &result {
+                Ok(()) => ok.push(shown.clone()),
+                Err(error) => errors.push(format!("{shown}: {error}")),
+            }
+            tracing::debug!(address = %shown, ok = result.is_ok(), "self-confirmation");
+            rows.push(json!({
+                "ip": ip,
+                "interface": interface,
+                "class": class,
+                "confirmed": if result.is_ok() { Confirmation::Local } else { Confirmation::None },
+                "elapsed_ms": millis(took),
+                "error": result.err(),
+            }));
+        }
+        let status = if ok.len() == addrs.len() {
+            Status::Pass
+        } else if ok.is_empty() {
+            Status::Fail
+        } else {
+            Status::Warn
+        };
+        let summary = format!(
+            "{} of {} addresses answered through our listener{} (local only: proves they are ours, not that peers reach them)",
+            ok.len(),
+            addrs.len(),
+            if ok.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", ok.join(", "))
+            }
+        );
+        let port = confirmer.port();
+        Finding::new(
+            status,
+            summary,
+            json!({ "addresses": rows, "port": port, "note": LOCAL_ONLY }),
+        )
+        .with_errors(errors)
+    })
+}
+
+pub(crate) fn check_resolvers<'a>(env: &'a Env, _state: &'a mut State) -> BoxFuture<'a, Finding> {
+    Box::pin(async move {
+        let settings = env.ctx.settings();
+        let chain = match ResolverChain::from_settings(&env.registry, settings) {
+            Ok(chain) => chain,
+            Err(error) => {
+                return Finding::new(
+                    Status::Fail,
+                    format!("the [resolve] chain cannot be built: {error}"),
+                    json!({ "order": settings.config().resolve.order }),
+                )
+                .with_errors(vec![error.to_string()]);
+            }
+        };
+        let report = chain.resolve(&env.ctx).await;
+        let errors: Vec<String> = report
+            .failures
+            .iter()
+            .map(|(strategy, error)| format!("{strategy}: {error}"))
+            .collect();
+        let details = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let Some(best) = report.candidates.first() else {
+            return Finding::new(
+                Status::Fail,
+                format!("no usable address: {}", explain(&report.attempts)),
+                details,
+            )
+            .with_errors(errors);
+        };
+        let at = best
+            .interface
+            .as_deref()
+            .map(|i| format!(" on {i}"))
+            .unwrap_or_default();
+        let confirmed = match best.confirmed {
+            Confirmation::None => "unconfirmed",
+            Confirmation::Local => "confirmed locally",
+            Confirmation::Peer => "confirmed by a peer",
+        };
+        let mut summary = format!(
+            "best address {}{at} ({}, {confirmed}) via {}; {} candidate(s)",
+            best.ip,
+            best.class,
+            best.strategy,
+            report.candidates.len()
+        );
+        let status = if matches!(
+            best.class,
+            InterfaceClass::Vpn | InterfaceClass::VirtualBridge | InterfaceClass::Loopback
+        ) || is_link_local(best.ip)
+        {
+            summary.push_str(" — peers on the LAN are unlikely to reach it");
+            Status::Warn
+        } else {
+            Status::Pass
+        };
+        Finding::new(status, summary, details).with_errors(errors)
+    })
+}
