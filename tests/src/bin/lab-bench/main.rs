@@ -69,13 +69,13 @@ fn main() -> std::process::ExitCode {
                 options.runs = args
                     .next()
                     .and_then(|n| n.parse().ok())
-                    .unwrap_or(options.runs)
+                    .unwrap_or(options.runs);
             }
             "--hosts" => {
                 options.hosts = args
                     .next()
                     .and_then(|n| n.parse().ok())
-                    .unwrap_or(options.hosts)
+                    .unwrap_or(options.hosts);
             }
             other => scenarios.push(other.to_owned()),
         }
