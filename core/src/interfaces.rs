@@ -30,7 +30,7 @@ pub struct Interface {
     pub index: Option<u32>,
     /// Our classification.
     pub class: InterfaceClass,
-    /// Operationally up.
+    /// Operationally up: carrier present (IFF_RUNNING on POSIX).
     pub up: bool,
     /// Point-to-point link (typical of tunnels).
     pub point_to_point: bool,
@@ -212,7 +212,9 @@ pub fn list_all() -> Result<Vec<Interface>, Error> {
                 class: classify(&entry.name, entry.is_loopback()),
                 name: entry.name.clone(),
                 index: entry.index,
-                up: entry.is_oper_up() || entry.oper_status == if_addrs::IfOperStatus::Unknown,
+                // On POSIX if-addrs reports Up only with IFF_RUNNING: a bridge without ports
+                // (docker0 with no container) is UP but not running, and no peer can be there.
+                up: entry.is_oper_up(),
                 point_to_point: entry.is_p2p(),
                 addrs: vec![addr],
             }),
