@@ -56,6 +56,7 @@ pub mod pairing;
 mod peer;
 pub mod registry;
 mod resolver;
+mod serve;
 pub mod tls;
 
 pub use candidate::{Candidate, Confirmation, InterfaceClass};

@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{oneshot, watch};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -27,6 +26,7 @@ use crate::config::ConfirmConfig;
 use crate::error::Error;
 use crate::frame::{MAX_FRAME, read_frame, write_frame};
 use crate::identity::{Fingerprint, Identity};
+use crate::serve::{Limits, accept_loop};
 use crate::tls;
 use wire::{CODE_LEN, Message, ScopedIp, Status};
 
@@ -137,14 +137,27 @@ impl Confirmer {
         let pending: Pending = Arc::default();
         let (observed_tx, observed_rx) = watch::channel(Vec::new());
         let stop = CancellationToken::new();
-        let serve = Serve {
+        let serve = Arc::new(Serve {
             acceptor: TlsAcceptor::from(server),
             pending: Arc::clone(&pending),
             observed: observed_tx,
-            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-            slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        });
+        let limits = Limits {
+            total: config.max_connections,
+            // A quarter of the slots per address: one chatty peer cannot starve the others.
+            per_source: (config.max_connections / 4).max(4),
+            per_connection: Duration::from_millis(config.handshake_timeout_ms),
         };
-        tokio::spawn(serve.run(listener, stop.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            limits,
+            stop.clone(),
+            "confirmation",
+            move |tcp, remote| {
+                let serve = Arc::clone(&serve);
+                async move { serve.serve(tcp, remote).await }
+            },
+        ));
         tracing::debug!(%local_addr, "confirmation listener started");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -376,54 +389,9 @@ struct Serve {
     acceptor: TlsAcceptor,
     pending: Pending,
     observed: watch::Sender<Vec<Observation>>,
-    handshake_timeout: Duration,
-    slots: Arc<Semaphore>,
 }
 
 impl Serve {
-    async fn run(self, listener: TcpListener, stop: CancellationToken) {
-        let this = Arc::new(self);
-        // Dropping the set when the loop ends aborts every connection still being served.
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => {
-                    let (tcp, remote) = match accepted {
-                        Ok(pair) => pair,
-                        Err(error) => {
-                            tracing::debug!(%error, "accept failed");
-                            continue;
-                        }
-                    };
-                    let Ok(slot) = Arc::clone(&this.slots).try_acquire_owned() else {
-                        tracing::debug!(%remote, "confirmation listener busy; connection dropped");
-                        continue;
-                    };
-                    let this = Arc::clone(&this);
-                    connections.spawn(async move {
-                        let _slot = slot;
-                        let limit = this.handshake_timeout;
-                        match tokio::time::timeout(limit, this.serve(tcp, remote)).await {
-                            Ok(Ok(())) => {}
-                            // `reach` closes right after the handshake, asking nothing.
-                            Ok(Err(Error::Io { op, source }))
-                                if op == "read frame header"
-                                    && source.kind() == std::io::ErrorKind::UnexpectedEof =>
-                            {
-                                tracing::debug!(%remote, "closed after the handshake (a reachability check)");
-                            }
-                            Ok(Err(error)) => tracing::debug!(%remote, %error, "confirmation connection failed"),
-                            Err(_) => tracing::debug!(%remote, "confirmation connection timed out"),
-                        }
-                    });
-                }
-            }
-        }
-        tracing::debug!("confirmation listener stopped");
-    }
-
     async fn serve(&self, tcp: TcpStream, remote: SocketAddr) -> Result<(), Error> {
         let local = tcp
             .local_addr()

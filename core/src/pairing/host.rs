@@ -1,13 +1,11 @@
 //! The host side: a TLS listener that takes exactly one joiner holding the code's secret.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -18,6 +16,7 @@ use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::confirm::tls_error;
 use crate::error::Error;
 use crate::identity::Identity;
+use crate::serve::{Limits, accept_loop};
 use crate::tls;
 
 /// How a host listens.
@@ -81,7 +80,6 @@ struct Shared {
     state: Mutex<State>,
     outcome: watch::Sender<Option<Result<Paired, End>>>,
     started: Instant,
-    per_source: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// A running pairing listener. Dropping it closes the listener and every connection.
@@ -152,17 +150,27 @@ impl PairingHost {
             }),
             outcome: watch::channel(None).0,
             started: now,
-            per_source: Mutex::new(HashMap::new()),
             options,
         });
         let acceptor =
             TlsAcceptor::from(tls::server_config(&shared.identity, None, tls::ALPN_PAIR)?);
         let stop = CancellationToken::new();
+        let limits = Limits {
+            total: shared.options.max_unauthenticated,
+            per_source: shared.options.max_per_source,
+            per_connection: shared.options.handshake_timeout,
+        };
+        let serving = Arc::clone(&shared);
         tokio::spawn(accept_loop(
             listener,
-            acceptor,
-            Arc::clone(&shared),
+            limits,
             stop.clone(),
+            "pairing",
+            move |tcp, remote| {
+                let shared = Arc::clone(&serving);
+                let acceptor = acceptor.clone();
+                async move { serve(&shared, &acceptor, tcp, remote).await }
+            },
         ));
         Ok(Self {
             code,
@@ -215,91 +223,6 @@ impl PairingHost {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes a slot for an unauthenticated connection from `source`, if both limits allow.
-    fn admit(self: &Arc<Self>, source: IpAddr) -> Option<SourceSlot> {
-        let mut counts = self
-            .per_source
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(source).or_insert(0);
-        if *count >= self.options.max_per_source {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot {
-            shared: Arc::clone(self),
-            source,
-        })
-    }
-}
-
-struct SourceSlot {
-    shared: Arc<Shared>,
-    source: IpAddr,
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .shared
-            .per_source
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.source) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.source);
-            }
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(shared.options.max_unauthenticated.max(1)));
-    // Dropped when the loop ends: every connection still open is aborted with it.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let (tcp, remote) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        tracing::debug!(%error, "pairing accept failed");
-                        continue;
-                    }
-                };
-                let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    tracing::info!(%remote, "too many unauthenticated pairing connections; dropped");
-                    continue;
-                };
-                let Some(source_slot) = shared.admit(remote.ip()) else {
-                    tracing::info!(%remote, "too many pairing connections from this address; dropped");
-                    continue;
-                };
-                let shared = Arc::clone(&shared);
-                let acceptor = acceptor.clone();
-                connections.spawn(async move {
-                    let limit = shared.options.handshake_timeout;
-                    let served = tokio::time::timeout(limit, serve(&shared, &acceptor, tcp, remote)).await;
-                    drop((slot, source_slot));
-                    match served {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => tracing::info!(%remote, %error, "pairing connection failed"),
-                        Err(_) => tracing::info!(%remote, "pairing connection timed out"),
-                    }
-                });
-            }
-        }
     }
 }
 
