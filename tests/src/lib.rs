@@ -49,6 +49,7 @@ mod netns;
 mod process;
 mod router;
 mod spec;
+pub mod zeroconf;
 
 pub use capture::Capture;
 pub use cli::{CLI_TIMEOUT, Localpair, Ran, Running};

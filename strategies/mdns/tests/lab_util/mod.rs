@@ -335,49 +335,12 @@ pub(crate) fn python_browse(host: &Host, within: Duration) -> Result<serde_json:
 
 /// `runs` times: a fresh python-zeroconf instance browses until one service resolves; prints the
 /// seconds each took as a JSON list (null for a miss).
-const BROWSE_TIMES: &str = r#"
-import json, sys, time
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
-T = "_localpair._tcp.local."
-times = []
-for _ in range(int(sys.argv[1])):
-    t0 = time.monotonic()
-    zc = Zeroconf(ip_version=IPVersion.V4Only)
-    found = []
-    def on_change(zeroconf, service_type, name, state_change):
-        if state_change is ServiceStateChange.Added:
-            found.append(name)
-    browser = ServiceBrowser(zc, T, handlers=[on_change])
-    got = None
-    while got is None and time.monotonic() < t0 + 10:
-        for name in list(found):
-            if zc.get_service_info(T, name, timeout=3000) is not None:
-                got = time.monotonic() - t0
-                break
-        if got is None:
-            time.sleep(0.002)
-    browser.cancel()
-    zc.close()
-    times.append(got)
-    time.sleep(1.5)
-print(json.dumps(times))
-"#;
-
+/// Browse→resolved times of python-zeroconf, `runs` times (see the lab crate).
 pub(crate) fn python_browse_times(host: &Host, runs: usize) -> Vec<Duration> {
-    let mut cmd = python(host, BROWSE_TIMES);
-    cmd.arg(runs.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = ChildGuard::spawn(&mut cmd)
+    localpair_lab::zeroconf::browse_times(host, runs)
         .unwrap()
-        .wait_with_output_timeout(Duration::from_secs(15 * runs as u64))
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let times: Vec<Option<f64>> = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    times
         .into_iter()
-        .map(|t| Duration::from_secs_f64(t.expect("python-zeroconf missed a run")))
+        .map(|t| t.expect("python-zeroconf missed a run"))
         .collect()
 }
 

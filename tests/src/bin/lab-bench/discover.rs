@@ -1,6 +1,5 @@
 //! Time to first peer per discoverer, and python-zeroconf's browse→resolved for comparison.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use localpair_lab::{ChildGuard, Host, HostSpec, Lab, LabError, Localpair};
@@ -83,41 +82,9 @@ fn start(host: &Host, config: &str) -> Result<ChildGuard, LabError> {
         .spawn()
 }
 
-const PYTHON_BROWSE: &str = r#"
-import json, sys, time
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
-T = "_localpair._tcp.local."
-times = []
-for _ in range(int(sys.argv[1])):
-    t0 = time.monotonic()
-    zc = Zeroconf(ip_version=IPVersion.V4Only)
-    found = []
-    def on_change(zeroconf, service_type, name, state_change):
-        if state_change is ServiceStateChange.Added:
-            found.append(name)
-    browser = ServiceBrowser(zc, T, handlers=[on_change])
-    got = None
-    while got is None and time.monotonic() < t0 + 10:
-        for name in list(found):
-            if zc.get_service_info(T, name, timeout=3000) is not None:
-                got = time.monotonic() - t0
-                break
-        if got is None:
-            time.sleep(0.002)
-    browser.cancel()
-    zc.close()
-    times.append(got)
-    time.sleep(1.5)
-print(json.dumps(times))
-"#;
-
 /// Our mDNS browse→first peer against python-zeroconf's browse→resolved, same responder.
 pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabError> {
-    let available = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import zeroconf"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
+    if !localpair_lab::zeroconf::available() {
         eprintln!("zeroconf: /usr/bin/python3 cannot import zeroconf; skipped");
         return Ok(());
     }
@@ -140,15 +107,11 @@ pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabEr
         ours.push(first_peer_ms(&report));
         std::thread::sleep(SPACING);
     }
-    let mut python = browser.command("/usr/bin/python3");
-    python
-        .args(["-c", PYTHON_BROWSE, &options.runs.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = ChildGuard::spawn(&mut python)?
-        .wait_with_output_timeout(Duration::from_secs(15 * options.runs as u64 + 30))?;
-    let theirs: Vec<Option<f64>> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let theirs: Vec<f64> = theirs.into_iter().flatten().map(|s| s * 1000.0).collect();
+    let theirs: Vec<f64> = localpair_lab::zeroconf::browse_times(&browser, options.runs)?
+        .into_iter()
+        .flatten()
+        .map(|t| t.as_secs_f64() * 1000.0)
+        .collect();
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
