@@ -16,4 +16,11 @@ use crate::error::StrategyError;
 pub trait AddressResolver: Send + Sync + 'static {
     /// Resolves candidates, best first.
     async fn resolve(&self, ctx: &Context) -> Result<Vec<Candidate>, StrategyError>;
+
+    /// A richer look at what this resolver depends on, for `localpair diagnose` (a UPnP resolver
+    /// reports its gateway, external address and double NAT). `None` (the default): the
+    /// diagnostics run [`resolve`](Self::resolve) and report its candidates instead.
+    async fn self_check(&self, _ctx: &Context) -> Option<crate::diagnostics::SelfCheck> {
+        None
+    }
 }

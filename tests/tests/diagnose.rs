@@ -402,3 +402,38 @@ fn no_default_route_with_docker_bridge_warns_and_classifies() {
     );
     assert!(saved.contains("172.17.0.1"));
 }
+
+#[test]
+fn upnp_check_reports_the_gateway_and_its_external_address() {
+    let lab = lab_or_skip!("diag_upnp");
+    let _router = match lab.add_router(localpair_lab::RouterSpec::new()) {
+        Ok(router) => router,
+        Err(localpair_lab::LabError::Unavailable(why))
+            if std::env::var_os("CI").is_none_or(|v| v.is_empty()) =>
+        {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+        Err(error) => panic!("adding the router: {error}"),
+    };
+    let host = lab.add_host(HostSpec::new()).unwrap();
+    let started = Instant::now();
+    let ran = Localpair::on(&host)
+        .unwrap()
+        .config("[resolve]\norder = [\"outbound-route\", \"upnp\"]\n")
+        .unwrap()
+        .args(["--json", "diagnose"])
+        .run(CLI_TIMEOUT)
+        .unwrap();
+    let report = report(&host, &ran, started.elapsed(), "upnp");
+    let upnp = check(&report, "upnp");
+    assert_eq!(upnp["status"], "pass", "{upnp:#}");
+    let summary = upnp["summary"].as_str().unwrap();
+    assert!(summary.contains("10.77.0.254"), "{summary}");
+    assert_eq!(upnp["details"]["external_ip"], "203.0.114.2", "{upnp:#}");
+    assert_eq!(upnp["details"]["double_nat"], false);
+    assert_eq!(
+        upnp["details"]["local_addr"],
+        host.addr().to_string().as_str()
+    );
+}

@@ -12,6 +12,8 @@ use localpair_core::{
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use localpair_core::diagnostics::{SelfCheck, Status};
+
 use crate::config::Config;
 use crate::error::Error;
 use crate::gateway::{self, Failure, GatewayInfo, Target};
@@ -233,6 +235,22 @@ impl AddressResolver for Upnp {
     async fn resolve(&self, ctx: &Context) -> Result<Vec<Candidate>, StrategyError> {
         self.run(ctx).await
     }
+
+    async fn self_check(&self, ctx: &Context) -> Option<SelfCheck> {
+        let check = match self.probe(ctx).await {
+            Ok(info) => {
+                let status = if info.double_nat || info.external_ip.is_none() {
+                    Status::Warn
+                } else {
+                    Status::Pass
+                };
+                SelfCheck::new(status, info.to_string(), gateway_details(&info))
+            }
+            Err(error) => SelfCheck::new(Status::Warn, error.to_string(), serde_json::Value::Null)
+                .with_error(error.to_string()),
+        };
+        Some(check)
+    }
 }
 
 /// Maps the pairing port (TCP, same port outside and inside) when `[strategies.upnp] map_port`
@@ -437,4 +455,22 @@ mod tests {
         let err: StrategyError = err.into();
         assert_eq!(err.kind(), localpair_core::FailureKind::NotApplicable);
     }
+}
+
+/// What the diagnostics report shows of a gateway.
+fn gateway_details(info: &GatewayInfo) -> serde_json::Value {
+    serde_json::json!({
+        "interface": info.interface,
+        "local_addr": info.local_addr.to_string(),
+        "gateway": info.gateway_addr.to_string(),
+        "name": info.name(),
+        "server": info.server,
+        "external_ip": info.external_ip.map(|ip| ip.to_string()),
+        "external_is_global": info.external_is_global,
+        "double_nat": info.double_nat,
+        "external_note": info.external_note,
+        "control_url": info.control_url,
+        "searches": info.searches,
+        "elapsed_ms": info.elapsed.as_secs_f64() * 1000.0,
+    })
 }
