@@ -315,6 +315,24 @@ pub(crate) fn targets(interfaces: &[Interface], only: Option<Ipv4Addr>) -> Vec<T
     targets
 }
 
+/// What the diagnostics report shows of a gateway.
+fn gateway_details(info: &GatewayInfo) -> serde_json::Value {
+    serde_json::json!({
+        "interface": info.interface,
+        "local_addr": info.local_addr.to_string(),
+        "gateway": info.gateway_addr.to_string(),
+        "name": info.name(),
+        "server": info.server,
+        "external_ip": info.external_ip.map(|ip| ip.to_string()),
+        "external_is_global": info.external_is_global,
+        "double_nat": info.double_nat,
+        "external_note": info.external_note,
+        "control_url": info.control_url,
+        "searches": info.searches,
+        "elapsed_ms": info.elapsed.as_secs_f64() * 1000.0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,22 +473,4 @@ mod tests {
         let err: StrategyError = err.into();
         assert_eq!(err.kind(), localpair_core::FailureKind::NotApplicable);
     }
-}
-
-/// What the diagnostics report shows of a gateway.
-fn gateway_details(info: &GatewayInfo) -> serde_json::Value {
-    serde_json::json!({
-        "interface": info.interface,
-        "local_addr": info.local_addr.to_string(),
-        "gateway": info.gateway_addr.to_string(),
-        "name": info.name(),
-        "server": info.server,
-        "external_ip": info.external_ip.map(|ip| ip.to_string()),
-        "external_is_global": info.external_is_global,
-        "double_nat": info.double_nat,
-        "external_note": info.external_note,
-        "control_url": info.control_url,
-        "searches": info.searches,
-        "elapsed_ms": info.elapsed.as_secs_f64() * 1000.0,
-    })
 }
