@@ -227,7 +227,11 @@ impl Default for Config {
         Self {
             device: DeviceConfig::default(),
             resolve: ChainConfig {
-                order: vec!["outbound-route".into(), "interface-sweep".into()],
+                order: vec![
+                    "outbound-route".into(),
+                    "interface-sweep".into(),
+                    "peer-observed".into(),
+                ],
                 mode: ChainMode::Sequential,
                 stagger_ms: 250,
                 strategy_timeout_ms: 2_000,

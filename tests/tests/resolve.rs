@@ -62,7 +62,13 @@ fn lan_address_first_docker_bridge_last_with_reason() {
         docker["reason"].as_str().unwrap().contains("ranked last"),
         "{docker}"
     );
-    assert_eq!(strings(&report["attempts"], "outcome"), ["ok", "ok"]);
+    // Alone on the LAN: peer-observed hears nobody and says so.
+    assert_eq!(
+        strings(&report["attempts"], "outcome"),
+        ["ok", "ok", "error"]
+    );
+    let alone = report["attempts"][2]["error"].as_str().unwrap();
+    assert!(alone.contains("no peer"), "{alone}");
 
     // The default chain is sequential: outbound-route answers, interface-sweep is not needed.
     let ran = Localpair::on(&host)
@@ -74,7 +80,10 @@ fn lan_address_first_docker_bridge_last_with_reason() {
     let report = ran.json();
     assert_eq!(report["candidates"][0]["ip"], lan.as_str());
     assert_eq!(report["candidates"][0]["strategy"], "outbound-route");
-    assert_eq!(strings(&report["attempts"], "outcome"), ["ok", "skipped"]);
+    assert_eq!(
+        strings(&report["attempts"], "outcome"),
+        ["ok", "skipped", "skipped"]
+    );
 
     // The text form names the same order.
     let ran = Localpair::on(&host)
@@ -107,9 +116,9 @@ fn no_default_route_falls_through_to_interface_sweep() {
     let attempts = &report["attempts"];
     assert_eq!(
         strings(attempts, "strategy"),
-        ["outbound-route", "interface-sweep"]
+        ["outbound-route", "interface-sweep", "peer-observed"]
     );
-    assert_eq!(strings(attempts, "outcome"), ["error", "ok"]);
+    assert_eq!(strings(attempts, "outcome"), ["error", "ok", "skipped"]);
     let why = attempts[0]["error"].as_str().unwrap();
     assert!(
         why.contains("no route to any target") && why.contains("unreachable"),

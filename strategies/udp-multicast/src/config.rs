@@ -130,22 +130,36 @@ pub struct ObserveConfig {
     /// after the first confirmed report, not at the end of the wait.
     #[serde(deserialize_with = "de_wait")]
     pub wait_ms: u64,
+    /// Give up this early when no peer at all has been heard: peers answer our start-up burst at
+    /// once, so silence after this long means nobody is there to report. Default 500; 100..=60000.
+    #[serde(deserialize_with = "de_wait")]
+    pub alone_ms: u64,
 }
 
 impl Default for ObserveConfig {
     fn default() -> Self {
-        Self { wait_ms: 3000 }
+        Self {
+            wait_ms: 3000,
+            alone_ms: 500,
+        }
     }
 }
 
 impl ObserveConfig {
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<(), Error> {
-        check_wait(&self.wait_ms).map_err(|r| Error::config(&format!("{OBSERVE_TABLE}.wait_ms"), r))
+        check_wait(&self.wait_ms)
+            .map_err(|r| Error::config(&format!("{OBSERVE_TABLE}.wait_ms"), r))?;
+        check_wait(&self.alone_ms)
+            .map_err(|r| Error::config(&format!("{OBSERVE_TABLE}.alone_ms"), r))
     }
 
     pub(crate) fn wait(&self) -> Duration {
         Duration::from_millis(self.wait_ms)
+    }
+
+    pub(crate) fn alone(&self) -> Duration {
+        Duration::from_millis(self.alone_ms)
     }
 }
 
@@ -315,10 +329,13 @@ mod tests {
                 "{err}"
             );
         }
-        let err = ObserveConfig { wait_ms: 0 }
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = ObserveConfig {
+            wait_ms: 0,
+            ..ObserveConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("strategies.peer-observed.wait_ms"), "{err}");
     }
 }

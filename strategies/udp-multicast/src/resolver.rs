@@ -77,6 +77,7 @@ struct Run<'a> {
     confirmer: &'a Confirmer,
     engine: Engine,
     wait: Duration,
+    alone: Duration,
     checks: JoinSet<Check>,
     tried: HashSet<IpAddr>,
     found: Vec<Candidate>,
@@ -93,6 +94,7 @@ impl<'a> Run<'a> {
         Ok(Self {
             engine: Engine::start(ctx, shared)?,
             wait: capped_wait(config.wait(), &ctx.config().resolve),
+            alone: config.alone(),
             ctx,
             confirmer,
             checks: JoinSet::new(),
@@ -103,15 +105,22 @@ impl<'a> Run<'a> {
     }
 
     async fn wait(mut self) -> Result<Vec<Candidate>, Error> {
-        let deadline = Instant::now() + self.wait;
+        let started = Instant::now();
+        let deadline = started + self.wait;
+        // The limit that ends the wait is named in the error: `alone` unless a peer was heard.
+        let alone_until = started + self.alone;
         let give_up = deadline + CHECK_GRACE;
+        let mut heard_anyone = false;
         let mut observations = self.confirmer.observations();
         // Reports that arrived before we started (an earlier discovery in this context) count.
         self.take(observations.borrow_and_update().clone());
         let mut open = true;
         let mut settle: Option<Instant> = None;
         loop {
-            let end = settle.map_or(deadline, |s| s.min(deadline));
+            let mut end = settle.map_or(deadline, |s| s.min(deadline));
+            if !heard_anyone && self.tried.is_empty() {
+                end = end.min(alone_until);
+            }
             let now = Instant::now();
             if now >= end && self.checks.is_empty() {
                 break;
@@ -119,7 +128,7 @@ impl<'a> Run<'a> {
             let checking = !self.checks.is_empty();
             tokio::select! {
                 // Keeps announcing and answering; the peers themselves are not our answer.
-                _ = self.engine.next() => {}
+                _ = self.engine.next() => heard_anyone = true,
                 changed = observations.changed(), if open => match changed {
                     Ok(()) => {
                         let list = observations.borrow_and_update().clone();
@@ -150,7 +159,8 @@ impl<'a> Run<'a> {
             });
         }
         Err(Error::NotObserved {
-            waited_ms: u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX),
+            waited_ms: u64::try_from(if heard_anyone { self.wait } else { self.alone }.as_millis())
+                .unwrap_or(u64::MAX),
             summary: format!("{}: {}", summary.counts(), silence(&summary, port)),
         })
     }
