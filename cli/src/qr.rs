@@ -95,17 +95,28 @@ pub(crate) fn png(text: &str, path: &Path, scale: usize) -> Result<(), Error> {
     }
     // At most 177 modules (version 40) plus the quiet zone, times a small scale: fits easily.
     let side = u32::try_from(pixels).unwrap_or(u32::MAX);
-    let file = std::fs::File::create(path).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side, side);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
     encoder
         .write_header()
         .and_then(|mut writer| writer.write_image_data(&image))
         .map_err(|source| Error::Png {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_whole(path, &bytes)
+}
+
+/// Writes through a temporary file and a rename, so nobody ever reads half an image.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".partial");
+    let temp = PathBuf::from(temp);
+    std::fs::write(&temp, bytes)
+        .and_then(|()| std::fs::rename(&temp, path))
+        .map_err(|source| Error::File {
             path: path.to_path_buf(),
             source,
         })
@@ -118,10 +129,7 @@ pub(crate) fn svg(text: &str, path: &Path) -> Result<(), Error> {
         .quiet_zone(true)
         .min_dimensions(256, 256)
         .build();
-    std::fs::write(path, image).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    write_whole(path, image.as_bytes())
 }
 
 #[cfg(test)]

@@ -283,3 +283,67 @@ fn hosts<const N: usize>(lab: &Lab, _n: usize) -> [Host; N] {
         .collect();
     hosts.try_into().unwrap_or_else(|_| unreachable!())
 }
+
+#[test]
+fn join_waiting_for_a_code_gives_up_at_its_deadline() {
+    let lab = lab_or_skip!("pair_nocode");
+    let [h1] = hosts(&lab, 1);
+    let mut joiner = Localpair::on(&h1)
+        .unwrap()
+        .config("[join]\ndeadline_ms = 1500\n")
+        .unwrap()
+        .stdin_piped()
+        .args(["join"])
+        .start()
+        .unwrap();
+    // stdin stays open and silent: the deadline, not the reader, ends it.
+    let _stdin = joiner.child().stdin.take();
+    let started = std::time::Instant::now();
+    let (status, stderr) = joiner.finish(STEP).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no pairing code arrived before the deadline"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn qr_codes_are_written_as_png_and_svg() {
+    let lab = lab_or_skip!("pair_qr");
+    let [h1] = hosts(&lab, 1);
+    let dir = std::env::temp_dir().join(format!("lp-qr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (kind, file) in [("png", "code.png"), ("svg", "code.svg")] {
+        let path = dir.join(file);
+        let target = format!("{kind}:{}", path.display());
+        let host = Localpair::on(&h1)
+            .unwrap()
+            .args(["--json", "host", "--qr", &target])
+            .start()
+            .unwrap();
+        let code = host.next_json(STEP).unwrap();
+        assert!(code["code"].as_str().unwrap().starts_with("LP:"));
+        // The file is complete before the process waits for a joiner.
+        let deadline = std::time::Instant::now() + STEP;
+        while !path.is_file() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} not written",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        match kind {
+            "png" => assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n"),
+            _ => assert!(String::from_utf8_lossy(&bytes).contains("<svg")),
+        }
+        drop(host);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

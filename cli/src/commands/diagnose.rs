@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use localpair_core::diagnostics::{self, Options, ProgressEvent, Report};
 use localpair_core::interfaces::InterfaceFilter;
 
-use super::{interrupted, load, progress, runtime};
+use super::{block_on, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::{logging, output};
@@ -32,8 +32,7 @@ pub(super) fn run(
     if let Some(bar) = &spinner {
         options = options.with_progress(show_progress(bar.clone()));
     }
-    let runtime = runtime()?;
-    let report = runtime.block_on(async {
+    let report = block_on(async {
         tokio::select! {
             report = diagnostics::run_with_settings(settings, &registry, options) => Ok(report),
             () = interrupted() => Err(Error::Interrupted),

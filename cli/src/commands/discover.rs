@@ -6,7 +6,7 @@ use localpair_core::chain::explain;
 use localpair_core::{DiscovererChain, DiscoveryGoal};
 use tokio::sync::mpsc;
 
-use super::{context, describe_peer, interrupted, load, progress, runtime};
+use super::{block_on, context, describe_peer, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -23,8 +23,7 @@ pub(super) fn run(
         chain = chain.with_plan(plan);
     }
     let window = chain.plan().deadline;
-    let runtime = runtime()?;
-    let report = runtime.block_on(async {
+    let report = block_on(async {
         let ctx = context(settings)?;
         let (live_tx, mut live_rx) = mpsc::channel(64);
         let printer = tokio::spawn(async move {

@@ -12,7 +12,7 @@ use localpair_core::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{context, interrupted, load, progress, runtime};
+use super::{block_on, context, interrupted, load, progress};
 use crate::args::{Args, FlowArg};
 use crate::error::Error;
 use crate::output;
@@ -33,8 +33,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
     }
     let announcer = DiscovererChain::from_settings(&registry, &settings).map_err(Error::Config)?;
     let pairing = settings.config().pairing.clone();
-    let runtime = runtime()?;
-    runtime.block_on(async {
+    block_on(async {
         let ctx = context(settings)?;
         let resolved = resolver.resolve(&ctx).await;
         // IPv6 link-local costs 17 bytes of code and the joiner must guess its scope: only worth it

@@ -9,7 +9,7 @@ use localpair_core::pairing::{JoinOptions, join};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{context, describe_peer, interrupted, load, progress, runtime};
+use super::{block_on, context, describe_peer, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -45,8 +45,7 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
     let mut options = JoinOptions::default();
     options.dial_timeout = Duration::from_millis(config.pairing.dial_timeout_ms);
     options.deadline = config.join.deadline();
-    let runtime = runtime()?;
-    let joined = runtime.block_on(async {
+    let joined = block_on(async {
         let ctx = context(settings)?;
         let (seen_tx, mut seen_rx) = mpsc::channel(64);
         options.sightings = Some(seen_tx);

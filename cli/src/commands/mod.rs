@@ -40,13 +40,17 @@ pub(crate) fn load(args: &Args) -> Result<(Settings, Registry), Error> {
     Ok((settings, registry))
 }
 
-/// A multi-threaded runtime sized for a small machine.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs `operation` on a multi-threaded runtime sized for a small machine, then shuts the runtime
+/// down without waiting for a blocked stdin reader (a `join` that timed out waiting for its code).
+pub(crate) fn block_on<T>(operation: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(Error::Runtime)
+        .map_err(Error::Runtime)?;
+    let result = runtime.block_on(operation);
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 /// Identity, listener and context for an operation.

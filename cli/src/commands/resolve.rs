@@ -3,7 +3,7 @@
 use localpair_core::ResolverChain;
 use localpair_core::chain::explain;
 
-use super::{context, load, runtime};
+use super::{block_on, context, load};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -11,8 +11,7 @@ use crate::output;
 pub(super) fn run(args: &Args) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
     let chain = ResolverChain::from_settings(&registry, &settings).map_err(Error::Config)?;
-    let runtime = runtime()?;
-    let report = runtime.block_on(async {
+    let report = block_on(async {
         let ctx = context(settings)?;
         Ok::<_, Error>(chain.resolve(&ctx).await)
     })?;
