@@ -117,6 +117,19 @@ impl Localpair {
         })
     }
 
+    /// Runs to completion and returns its one JSON object; an exit status other than 0 is an error
+    /// carrying stdout and stderr.
+    pub fn ok_json(self, timeout: Duration) -> Result<serde_json::Value, LabError> {
+        let ran = self.run(timeout)?;
+        if ran.code() != Some(0) {
+            return Err(LabError::Timeout(format!(
+                "localpair exited {}:\n--- stdout\n{}\n--- stderr\n{}",
+                ran.status, ran.stdout, ran.stderr
+            )));
+        }
+        Ok(ran.json())
+    }
+
     /// Starts it in the background; the guard kills it on drop.
     pub fn spawn(mut self) -> Result<ChildGuard, LabError> {
         let mut child = ChildGuard::spawn(&mut self.command)?;

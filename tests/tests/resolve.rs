@@ -21,15 +21,13 @@ fn lan_address_first_docker_bridge_last_with_reason() {
     let lan = host.addr().to_string();
 
     // Every resolver at once, merged: the ranking decides the order.
-    let ran = Localpair::on(&host)
+    let report = Localpair::on(&host)
         .unwrap()
         .config("[resolve]\nmode = \"all\"\n")
         .unwrap()
         .args(["--json", "resolve"])
-        .run(CLI_TIMEOUT)
+        .ok_json(CLI_TIMEOUT)
         .unwrap();
-    assert_eq!(ran.code(), Some(0), "{}", ran.stderr);
-    let report = ran.json();
     let candidates = &report["candidates"];
     let first = &candidates[0];
     assert_eq!(first["ip"], lan.as_str(), "{report:#}");
@@ -71,13 +69,11 @@ fn lan_address_first_docker_bridge_last_with_reason() {
     assert!(alone.contains("no peer"), "{alone}");
 
     // The default chain is sequential: outbound-route answers, interface-sweep is not needed.
-    let ran = Localpair::on(&host)
+    let report = Localpair::on(&host)
         .unwrap()
         .args(["--json", "resolve"])
-        .run(CLI_TIMEOUT)
+        .ok_json(CLI_TIMEOUT)
         .unwrap();
-    assert_eq!(ran.code(), Some(0), "{}", ran.stderr);
-    let report = ran.json();
     assert_eq!(report["candidates"][0]["ip"], lan.as_str());
     assert_eq!(report["candidates"][0]["strategy"], "outbound-route");
     assert_eq!(
@@ -106,13 +102,11 @@ fn lan_address_first_docker_bridge_last_with_reason() {
 fn no_default_route_falls_through_to_interface_sweep() {
     let lab = lab_or_skip!("resolve_noroute");
     let host = lab.add_host(HostSpec::new().default_route(false)).unwrap();
-    let ran = Localpair::on(&host)
+    let report = Localpair::on(&host)
         .unwrap()
         .args(["--json", "resolve"])
-        .run(CLI_TIMEOUT)
+        .ok_json(CLI_TIMEOUT)
         .unwrap();
-    assert_eq!(ran.code(), Some(0), "{}", ran.stderr);
-    let report = ran.json();
     let attempts = &report["attempts"];
     assert_eq!(
         strings(attempts, "strategy"),

@@ -38,18 +38,11 @@ pub(crate) fn json_run(
     config: &str,
     args: &[&str],
 ) -> Result<serde_json::Value, LabError> {
-    let ran = Localpair::on(host)?
+    Localpair::on(host)?
         .config(config)?
         .args(["--json"])
         .args(args)
-        .run(Duration::from_secs(60))?;
-    if ran.code() != Some(0) {
-        return Err(LabError::Timeout(format!(
-            "localpair {args:?} failed: {}",
-            ran.stderr
-        )));
-    }
-    Ok(ran.json())
+        .ok_json(Duration::from_secs(60))
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {
