@@ -81,6 +81,7 @@ impl Reporter {
         if !self.enabled
             || report.listener.port() == 0
             || !localpair_core::interfaces::is_private(report.seen)
+            || self.ipv4_covers(&report)
         {
             return;
         }
@@ -132,6 +133,10 @@ impl Reporter {
             let Some(report) = self.queue.pop_front() else {
                 return;
             };
+            if self.ipv4_covers(&report) {
+                self.state.remove(&(report.peer, report.listener));
+                continue;
+            }
             self.recent.push_back(now);
             let identity = Arc::clone(&self.identity);
             let timeout = self.timeout;
@@ -148,6 +153,18 @@ impl Reporter {
                 (report, result)
             });
         }
+    }
+
+    /// Whether `report` is an IPv6 link-local observation of a peer whose IPv4 address is being or
+    /// was reported: the peer-observed resolver wants the LAN address, and every report costs a
+    /// TLS handshake (N² of them on a busy LAN), so link-local is reported only where there is no
+    /// IPv4.
+    fn ipv4_covers(&self, report: &Report) -> bool {
+        let link_local_v6 = matches!(report.seen, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        link_local_v6
+            && self.state.iter().any(|((peer, listener), state)| {
+                *peer == report.peer && listener.is_ipv4() && (state.ok || state.busy)
+            })
     }
 
     /// When queued reports held back by the rate limit may start.
@@ -246,6 +263,24 @@ mod tests {
         let mut off = Reporter::new(Arc::clone(&r.identity), Duration::from_secs(1), false);
         off.offer(report(1, "10.0.0.2:4000"), now);
         assert!(off.queue.is_empty());
+    }
+
+    #[test]
+    fn link_local_is_reported_only_without_ipv4() {
+        let now = Instant::now();
+        let mut r = reporter();
+        // IPv6 alone: reported.
+        r.offer(report(1, "[fe80::1]:4000"), now);
+        assert_eq!(r.queue.len(), 1);
+        // IPv4 first: the link-local sighting of the same peer adds nothing.
+        r.offer(report(2, "10.0.0.2:4000"), now);
+        r.offer(report(2, "[fe80::2]:4000"), now);
+        assert_eq!(r.queue.len(), 2);
+        // A link-local report queued before the IPv4 one is dropped when its turn comes.
+        r.offer(report(1, "10.0.0.1:4000"), now);
+        let queued: Vec<String> = r.queue.iter().map(|q| q.listener.to_string()).collect();
+        assert_eq!(queued, ["[fe80::1]:4000", "10.0.0.2:4000", "10.0.0.1:4000"]);
+        assert!(r.ipv4_covers(&report(1, "[fe80::1]:4000")));
     }
 
     #[test]
