@@ -12,7 +12,7 @@ use localpair_core::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{block_on, context, interrupted, load, progress};
+use super::{block_on, context, interrupted, load, paired_line, progress};
 use crate::args::{Args, FlowArg};
 use crate::error::Error;
 use crate::output;
@@ -119,14 +119,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
                 "elapsed_ms": paired.elapsed.as_secs_f64() * 1000.0,
             }))
         } else {
-            output::text(&format!(
-                "Paired with {} [{}] at {} (key {}) after {:.0} ms\n",
-                paired.peer.name,
-                paired.peer.id,
-                paired.peer.addr,
-                paired.peer.fingerprint,
-                paired.elapsed.as_secs_f64() * 1000.0
-            ))
+            output::text(&paired_line(&paired.peer, None, paired.elapsed))
         }
     })
 }

@@ -9,7 +9,7 @@ use localpair_core::pairing::{JoinOptions, join};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{block_on, context, describe_peer, interrupted, load, progress};
+use super::{block_on, context, describe_peer, interrupted, load, paired_line, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -89,14 +89,10 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
             "dials": joined.dials,
         }))
     } else {
-        output::text(&format!(
-            "Paired with {} [{}] at {} via {} (key {}) after {:.0} ms\n",
-            joined.peer.name,
-            joined.peer.id,
-            joined.peer.addr,
-            joined.via,
-            joined.peer.fingerprint,
-            joined.elapsed.as_secs_f64() * 1000.0
+        output::text(&paired_line(
+            &joined.peer,
+            Some(&joined.via),
+            joined.elapsed,
         ))
     }
 }

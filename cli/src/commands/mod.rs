@@ -87,3 +87,20 @@ pub(crate) fn describe_peer(peer: &localpair_core::Peer) -> String {
         peer.found_after.as_secs_f64() * 1000.0
     )
 }
+
+/// "Paired with …" for people, from either side.
+pub(crate) fn paired_line(
+    peer: &localpair_core::pairing::PairedPeer,
+    via: Option<&str>,
+    elapsed: std::time::Duration,
+) -> String {
+    let via = via.map(|v| format!(" via {v}")).unwrap_or_default();
+    format!(
+        "Paired with {} [{}] at {}{via} (key {}) after {:.0} ms\n",
+        peer.name,
+        peer.id,
+        peer.addr,
+        peer.fingerprint,
+        elapsed.as_secs_f64() * 1000.0
+    )
+}
