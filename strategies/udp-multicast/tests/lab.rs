@@ -19,6 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 /// The chain notes the deadline that ended the window; anything else (notably "did not stop
 /// within 300 ms; aborted") means the discoverer failed to wind down when told to.
+/// A context and a discoverer built from the same settings.
+fn node(settings: &localpair_core::Settings) -> (Context, UdpMulticast) {
+    let config: Config = settings.strategy_table("udp-multicast").extract().unwrap();
+    (
+        Context::start(settings.clone()).unwrap(),
+        UdpMulticast::new(config),
+    )
+}
+
 fn stopped_cleanly(attempt: &localpair_core::chain::Attempt) -> bool {
     attempt
         .error
@@ -223,15 +232,10 @@ fn advert_changes_are_announced_at_once() {
     let hosting = host
         .spawn(move || {
             runtime().block_on(async move {
-                let ctx = Context::start(settings_b.clone()).unwrap();
-                let config: Config = settings_b
-                    .strategy_table("udp-multicast")
-                    .extract()
-                    .unwrap();
+                let (ctx, discoverer) = node(&settings_b);
                 let (tx, mut rx) = tokio::sync::mpsc::channel(16);
                 let stop = CancellationToken::new();
                 let sink = PeerSink::standalone(tx, stop.clone());
-                let discoverer = UdpMulticast::new(config);
                 let session = discoverer.discover(&ctx, sink);
                 let driver = async {
                     tokio::time::sleep(change_at).await;
@@ -252,14 +256,9 @@ fn advert_changes_are_announced_at_once() {
     let watcher = hosts[1]
         .spawn(move || {
             runtime().block_on(async move {
-                let ctx = Context::start(settings_a.clone()).unwrap();
-                let config: Config = settings_a
-                    .strategy_table("udp-multicast")
-                    .extract()
-                    .unwrap();
+                let (ctx, discoverer) = node(&settings_a);
                 let (tx, mut rx) = tokio::sync::mpsc::channel(16);
                 let stop = CancellationToken::new();
-                let discoverer = UdpMulticast::new(config);
                 let started = Instant::now();
                 let session = discoverer.discover(&ctx, PeerSink::standalone(tx, stop.clone()));
                 let watch = async {
