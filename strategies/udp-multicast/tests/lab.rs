@@ -17,8 +17,6 @@ use localpair_lab::{HostSpec, lab_or_skip};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 
-/// The chain notes the deadline that ended the window; anything else (notably "did not stop
-/// within 300 ms; aborted") means the discoverer failed to wind down when told to.
 /// A context and a discoverer built from the same settings.
 fn node(settings: &localpair_core::Settings) -> (Context, UdpMulticast) {
     let config: Config = settings.strategy_table("udp-multicast").extract().unwrap();
@@ -28,6 +26,8 @@ fn node(settings: &localpair_core::Settings) -> (Context, UdpMulticast) {
     )
 }
 
+/// The chain notes the deadline that ended the window; anything else (notably "did not stop
+/// within 300 ms; aborted") means the discoverer failed to wind down when told to.
 fn stopped_cleanly(attempt: &localpair_core::chain::Attempt) -> bool {
     attempt
         .error
