@@ -18,11 +18,12 @@
 //! handshake that hangs; a code from a newer release reads "this code needs a newer localpair".
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use data_encoding::BASE32_NOPAD;
 use ring::hmac;
 
+use crate::bytes::Reader;
 use crate::error::Error;
 use crate::identity::{DeviceId, Fingerprint};
 
@@ -196,16 +197,7 @@ impl PairingCode {
         let count = self.candidates.len().min(MAX_CANDIDATES);
         out.push(u8::try_from(count).unwrap_or(0));
         for ip in self.candidates.iter().take(count) {
-            match ip {
-                IpAddr::V4(v4) => {
-                    out.push(4);
-                    out.extend_from_slice(&v4.octets());
-                }
-                IpAddr::V6(v6) => {
-                    out.push(6);
-                    out.extend_from_slice(&v6.octets());
-                }
-            }
+            crate::bytes::put_ip(&mut out, *ip);
         }
         let checksum = checksum(&out);
         out.extend_from_slice(&checksum);
@@ -250,44 +242,16 @@ impl PairingCode {
         if version != VERSION || flags & !FLAG_POST != 0 {
             return Err(Error::NewerCode { version });
         }
-        let mut rest = &body[2..];
-        let mut take = |n: usize| -> Result<&[u8], Error> {
-            if rest.len() < n {
-                return Err(corrupted("truncated"));
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
-        };
-        let port = u16::from_be_bytes([take(1)?[0], take(1)?[0]]);
-        let mut fingerprint = [0u8; 32];
-        fingerprint.copy_from_slice(take(32)?);
-        let mut secret = [0u8; 16];
-        secret.copy_from_slice(take(16)?);
-        let count = usize::from(take(1)?[0]);
+        let mut r = Reader::new(&body[2..], corrupted);
+        let port = u16::from_be_bytes(r.array::<2>()?);
+        let fingerprint = r.array::<32>()?;
+        let secret = r.array::<16>()?;
+        let count = usize::from(r.byte()?);
         if count > MAX_CANDIDATES {
             return Err(corrupted("too many addresses"));
         }
-        let mut candidates = Vec::with_capacity(count);
-        for _ in 0..count {
-            let ip = match take(1)?[0] {
-                4 => {
-                    let mut a = [0u8; 4];
-                    a.copy_from_slice(take(4)?);
-                    IpAddr::V4(Ipv4Addr::from(a))
-                }
-                6 => {
-                    let mut a = [0u8; 16];
-                    a.copy_from_slice(take(16)?);
-                    IpAddr::V6(Ipv6Addr::from(a))
-                }
-                _ => return Err(corrupted("unknown address family")),
-            };
-            candidates.push(ip);
-        }
-        if !rest.is_empty() {
-            return Err(corrupted("trailing bytes"));
-        }
+        let candidates = (0..count).map(|_| r.ip()).collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
         if port == 0 {
             return Err(corrupted("port 0"));
         }

@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod bytes;
 pub mod candidate;
 pub mod chain;
 pub mod code;

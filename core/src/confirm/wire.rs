@@ -9,8 +9,9 @@
 //! ip = 4 a:[u8;4] | 6 a:[u8;16] scope:u32be
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
+use crate::bytes::{self, Reader};
 use crate::error::Error;
 
 const VERSION: u8 = 1;
@@ -86,76 +87,41 @@ pub fn encode(message: &Message) -> Vec<u8> {
 }
 
 fn put_ip(out: &mut Vec<u8>, ip: ScopedIp) {
-    match ip.ip {
-        IpAddr::V4(v4) => {
-            out.push(4);
-            out.extend_from_slice(&v4.octets());
-        }
-        IpAddr::V6(v6) => {
-            out.push(6);
-            out.extend_from_slice(&v6.octets());
-            out.extend_from_slice(&ip.scope.to_be_bytes());
-        }
+    bytes::put_ip(out, ip.ip);
+    if ip.ip.is_ipv6() {
+        out.extend_from_slice(&ip.scope.to_be_bytes());
     }
-}
-
-struct Reader<'a> {
-    rest: &'a [u8],
 }
 
 fn malformed(reason: &'static str) -> Error {
     Error::MalformedFrame { reason }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        if self.rest.len() < n {
-            return Err(malformed("truncated"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn byte(&mut self) -> Result<u8, Error> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn ip(&mut self) -> Result<ScopedIp, Error> {
-        match self.byte()? {
-            4 => Ok(ScopedIp {
-                ip: IpAddr::V4(Ipv4Addr::from(self.array::<4>()?)),
-                scope: 0,
-            }),
-            6 => {
-                let ip = IpAddr::V6(Ipv6Addr::from(self.array::<16>()?));
-                let scope = u32::from_be_bytes(self.array::<4>()?);
-                Ok(ScopedIp { ip, scope })
-            }
-            _ => Err(malformed("unknown address family")),
-        }
-    }
+fn read_ip(r: &mut Reader<'_>) -> Result<ScopedIp, Error> {
+    let ip = r.ip()?;
+    let scope = if ip.is_ipv6() {
+        u32::from_be_bytes(r.array::<4>()?)
+    } else {
+        0
+    };
+    Ok(ScopedIp { ip, scope })
 }
 
 /// Parses one payload (already length-capped by the frame reader).
 pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes, malformed);
     if r.byte()? != VERSION {
         return Err(malformed("unsupported version"));
     }
     let message = match r.byte()? {
         PROBE => {
             let code = r.array::<CODE_LEN>()?;
-            let target = r.ip()?;
+            let target = read_ip(&mut r)?;
             Message::Probe { code, target }
         }
-        OBSERVED => Message::Observed { ip: r.ip()? },
+        OBSERVED => Message::Observed {
+            ip: read_ip(&mut r)?,
+        },
         REPLY => Message::Reply(match r.byte()? {
             0 => Status::Accepted,
             1 => Status::UnknownCode,
@@ -164,9 +130,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
         }),
         _ => return Err(malformed("unknown message type")),
     };
-    if !r.rest.is_empty() {
-        return Err(malformed("trailing bytes"));
-    }
+    r.finish()?;
     Ok(message)
 }
 
