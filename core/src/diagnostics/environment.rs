@@ -55,8 +55,7 @@ pub(crate) fn check_upnp<'a>(env: &'a Env, _state: &'a mut State) -> BoxFuture<'
             .strategy_timeout()
             .unwrap_or(settings.config().resolve.deadline());
         if let Ok(Some(check)) = tokio::time::timeout(limit, resolver.self_check(&env.ctx)).await {
-            return Finding::new(check.status, check.summary, check.details)
-                .with_errors(check.errors);
+            return check;
         }
         let chain =
             ResolverChain::new(Plan::from_config(&settings.config().resolve)).with(UPNP, resolver);

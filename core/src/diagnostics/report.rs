@@ -128,6 +128,13 @@ impl SelfCheck {
         self.errors.push(error.into());
         self
     }
+
+    /// Adds errors.
+    #[must_use]
+    pub fn with_errors(mut self, errors: Vec<String>) -> Self {
+        self.errors.extend(errors);
+        self
+    }
 }
 
 /// One row of the reachability matrix: another device, and how far we got with it.

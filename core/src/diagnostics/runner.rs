@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::instrument::WithSubscriber as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use super::report::{Check, DeviceInfo, PeerRow, Report, Status};
+use super::report::{Check, DeviceInfo, PeerRow, Report, SelfCheck, Status};
 use super::{
     LogCapture, Options, Progress, ProgressEvent, environment, interfaces, local, multicast, peers,
     reach,
@@ -22,31 +22,9 @@ use crate::config::DiagnosticsConfig;
 use crate::context::Context;
 use crate::registry::Registry;
 
-/// What one check found, before the runner adds its name and time.
-#[derive(Debug)]
-pub(crate) struct Finding {
-    pub(crate) status: Status,
-    pub(crate) summary: String,
-    pub(crate) details: Value,
-    pub(crate) errors: Vec<String>,
-}
-
-impl Finding {
-    pub(crate) fn new(status: Status, summary: impl Into<String>, details: Value) -> Self {
-        Self {
-            status,
-            summary: summary.into(),
-            details,
-            errors: Vec::new(),
-        }
-    }
-
-    #[must_use]
-    pub(crate) fn with_errors(mut self, errors: Vec<String>) -> Self {
-        self.errors.extend(errors);
-        self
-    }
-}
+/// What one check found, before the runner adds its name and time: the same shape a strategy's
+/// self-check returns, so a hook's answer is a finding as it is.
+pub(crate) type Finding = SelfCheck;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
