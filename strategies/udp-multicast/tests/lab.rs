@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Noise, discover, forged, ips, runtime, send_to_groups, settings};
+use common::{Noise, discover, discover_all, forged, ips, runtime, send_to_groups, settings};
 use localpair_core::chain::Outcome;
 use localpair_core::{
     Advert, Confirmation, Context, Fingerprint, PeerDiscoverer, PeerSink, Registry, ResolverChain,
@@ -40,12 +40,7 @@ fn three_hosts_find_each_other() {
     let lab = lab_or_skip!("three_hosts_find_each_other");
     let hosts = lab.add_hosts(3).unwrap();
     let window = Duration::from_secs(4);
-    let runs: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| discover(h, &format!("host-{i}"), window, ""))
-        .collect();
-    let sessions: Vec<_> = runs.into_iter().map(|r| r.join()).collect();
+    let sessions = discover_all(&hosts, window);
     for (i, session) in sessions.iter().enumerate() {
         assert_eq!(
             session.attempt.outcome,
@@ -86,12 +81,7 @@ fn host_with_multicast_dropped_is_not_found_and_says_why() {
     let hosts = lab.add_hosts(3).unwrap();
     hosts[2].drop_multicast().unwrap();
     let window = Duration::from_secs(3);
-    let runs: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| discover(h, &format!("host-{i}"), window, ""))
-        .collect();
-    let sessions: Vec<_> = runs.into_iter().map(|r| r.join()).collect();
+    let sessions = discover_all(&hosts, window);
     let dropped = &sessions[2];
     assert!(sessions[0].found(sessions[1].me).is_some());
     assert!(sessions[1].found(sessions[0].me).is_some());
@@ -161,12 +151,7 @@ fn discovery_survives_thirty_percent_udp_loss() {
     // About half of the datagrams survive a sender's and a receiver's 30 % each; a 10 s window
     // gives every pair over a dozen announcements per family.
     let window = Duration::from_secs(10);
-    let runs: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| discover(h, &format!("host-{i}"), window, ""))
-        .collect();
-    let sessions: Vec<_> = runs.into_iter().map(|r| r.join()).collect();
+    let sessions = discover_all(&hosts, window);
     for (i, session) in sessions.iter().enumerate() {
         for (j, other) in sessions.iter().enumerate() {
             if i != j {

@@ -71,6 +71,17 @@ pub(crate) fn discover(
     .unwrap()
 }
 
+/// One session on every host at once (named `host-<i>`), each with the same window; returns the
+/// sessions when all have ended.
+pub(crate) fn discover_all(hosts: &[Host], window: Duration) -> Vec<Session> {
+    let runs: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| discover(h, &format!("host-{i}"), window, ""))
+        .collect();
+    runs.into_iter().map(NsThread::join).collect()
+}
+
 /// The index of `iface` inside the calling thread's namespace.
 pub(crate) fn if_index(iface: &str) -> u32 {
     localpair_core::interfaces::list_all()
