@@ -306,7 +306,8 @@ impl From<Error> for StrategyError {
             Error::Refused { .. } | Error::HostProofInvalid { .. } | Error::KeyMismatch { .. } => {
                 FailureKind::Security
             }
-            Error::Tls(_) => FailureKind::Security,
+            // Pin mismatches arrive as `KeyMismatch`; what is left is a handshake that failed.
+            Error::Tls(_) => FailureKind::Protocol,
             Error::NotConfirmed { .. } => FailureKind::Network,
             _ => FailureKind::Io,
         };
@@ -315,5 +316,25 @@ impl From<Error> for StrategyError {
         } else {
             Self::try_next(kind, error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impostor_outranks_a_failed_handshake() {
+        let impostor: StrategyError = Error::KeyMismatch {
+            addr: "10.0.0.2:4000".parse().unwrap(),
+            expected: crate::Fingerprint::from_bytes([1; 32]),
+            got: crate::Fingerprint::from_bytes([2; 32]),
+        }
+        .into();
+        let handshake: StrategyError =
+            Error::Tls(rustls::Error::General("handshake failed".to_owned())).into();
+        assert_eq!(impostor.kind(), FailureKind::Security);
+        assert_eq!(handshake.kind(), FailureKind::Protocol);
+        assert!(impostor.kind() > handshake.kind());
     }
 }
