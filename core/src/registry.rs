@@ -75,12 +75,34 @@ inventory::collect!(DiscovererFactory);
 
 /// Registers an [`AddressResolver`] factory under a name.
 ///
-/// ```ignore
-/// localpair_core::register_resolver! {
-///     name: "hosts-file",
-///     summary: "addresses listed in a file",
-///     build: |table| Ok(std::sync::Arc::new(HostsFile::new(table.extract()?))),
+/// ```
+/// use std::sync::Arc;
+/// use localpair_core::{async_trait, AddressResolver, Candidate, Context, StrategyError};
+///
+/// #[derive(Default, serde::Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// struct Config {
+///     addresses: Vec<std::net::IpAddr>,
 /// }
+///
+/// struct Fixed(Config);
+///
+/// #[async_trait]
+/// impl AddressResolver for Fixed {
+///     async fn resolve(&self, _ctx: &Context) -> Result<Vec<Candidate>, StrategyError> {
+///         Ok(self.0.addresses.iter().map(|ip| Candidate::new(*ip)).collect())
+///     }
+/// }
+///
+/// localpair_core::register_resolver! {
+///     name: "fixed-doc-example",
+///     summary: "addresses written in the config",
+///     build: |table| Ok(Arc::new(Fixed(table.extract()?))),
+/// }
+///
+/// let registry = localpair_core::Registry::linked()?;
+/// assert!(registry.list().iter().any(|s| s.name == "fixed-doc-example"));
+/// # Ok::<(), localpair_core::Error>(())
 /// ```
 #[macro_export]
 macro_rules! register_resolver {
