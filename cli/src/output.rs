@@ -47,6 +47,9 @@ pub(crate) fn attempts_table(attempts: &[Attempt]) -> String {
         if let Some(error) = &a.error {
             out.push_str(&format!("  {error}"));
         }
+        if let Some(note) = &a.note {
+            out.push_str(&format!("  ({note})"));
+        }
         out.push('\n');
     }
     out

@@ -38,6 +38,13 @@ impl InterfaceClass {
         }
     }
 
+    /// Whether a peer on the local network can plausibly reach an address on this class of
+    /// interface: ethernet, Wi-Fi, or a name we do not recognise (Windows calls its NIC
+    /// "Ethernet"). VPN tunnels, virtual bridges and loopback are not.
+    pub fn is_lan(self) -> bool {
+        matches!(self, Self::Physical | Self::Unknown)
+    }
+
     /// The class name as it appears in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,11 +166,20 @@ impl Candidate {
         }
     }
 
-    /// Orders candidates best first: the default-route interface, then by interface class,
+    /// Whether the address sits on a LAN-class interface (see [`InterfaceClass::is_lan`]).
+    pub fn is_lan(&self) -> bool {
+        self.class.is_lan()
+    }
+
+    /// Orders candidates best first: LAN-class interfaces before VPN tunnels and virtual bridges
+    /// (a full-tunnel VPN holds the default route, yet LAN peers cannot reach its address), then
+    /// addresses a peer has seen us at, then the default-route interface, then by interface class,
     /// better confirmation, IPv4 before IPv6 (phones join IPv4 LANs more reliably), link-local last.
     pub fn preference(&self, other: &Self) -> Ordering {
         let key = |c: &Self| {
             (
+                !c.is_lan(),
+                c.confirmed != Confirmation::Peer,
                 !c.default_route,
                 c.class.rank(),
                 std::cmp::Reverse(c.confirmed),
@@ -232,6 +248,28 @@ mod tests {
             order,
             ["192.168.2.20", "192.168.1.20", "10.8.0.2", "172.17.0.1"]
         );
+    }
+
+    #[test]
+    fn a_full_tunnel_vpn_ranks_below_the_lan() {
+        let ranked = rank_candidates(vec![
+            cand("100.64.0.2", InterfaceClass::Vpn, true),
+            cand("172.17.0.1", InterfaceClass::VirtualBridge, false),
+            cand("10.84.0.2", InterfaceClass::Physical, false),
+        ]);
+        let order: Vec<String> = ranked.iter().map(|c| c.ip.to_string()).collect();
+        assert_eq!(order, ["10.84.0.2", "100.64.0.2", "172.17.0.1"]);
+    }
+
+    #[test]
+    fn where_a_peer_saw_us_beats_the_default_route() {
+        let mut seen = cand("10.85.0.2", InterfaceClass::Physical, false);
+        seen.confirmed = Confirmation::Peer;
+        let ranked = rank_candidates(vec![
+            cand("10.84.0.2", InterfaceClass::Physical, true),
+            seen,
+        ]);
+        assert_eq!(ranked[0].ip.to_string(), "10.85.0.2");
     }
 
     #[test]

@@ -18,6 +18,24 @@ pub struct InterfaceAddr {
     pub prefix_len: u8,
     /// IPv4 broadcast address, when the interface has one.
     pub broadcast: Option<Ipv4Addr>,
+    /// Where IPv6 duplicate address detection stands for this address (always
+    /// [`Dad::Done`] for IPv4, and wherever the OS does not tell).
+    pub dad: Dad,
+}
+
+/// The state of IPv6 duplicate address detection (RFC 4862 §5.4) for one address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Dad {
+    /// Usable (or not subject to DAD).
+    #[default]
+    Done,
+    /// Still being checked (about a second after a link comes up): the address cannot be used
+    /// yet, and connecting to or from it fails with `EADDRNOTAVAIL`.
+    Tentative,
+    /// Another device on the link answered for the address: it will never become usable.
+    Failed,
 }
 
 /// An interface with all its addresses.
@@ -45,6 +63,7 @@ impl InterfaceAddr {
             ip,
             prefix_len,
             broadcast: None,
+            dad: Dad::Done,
         }
     }
 }
@@ -192,6 +211,7 @@ impl InterfaceFilter {
 /// Lists every interface with its addresses, unfiltered, in OS order.
 pub fn list_all() -> Result<Vec<Interface>, Error> {
     let raw = if_addrs::get_if_addrs().map_err(Error::Interfaces)?;
+    let dad_states = ipv6_dad_states();
     let mut out: Vec<Interface> = Vec::new();
     for entry in raw {
         let addr = match &entry.addr {
@@ -199,11 +219,16 @@ pub fn list_all() -> Result<Vec<Interface>, Error> {
                 ip: IpAddr::V4(v4.ip),
                 prefix_len: v4.prefixlen,
                 broadcast: v4.broadcast,
+                dad: Dad::Done,
             },
             if_addrs::IfAddr::V6(v6) => InterfaceAddr {
                 ip: IpAddr::V6(v6.ip),
                 prefix_len: v6.prefixlen,
                 broadcast: None,
+                dad: dad_states
+                    .iter()
+                    .find(|(ip, _)| *ip == v6.ip)
+                    .map_or(Dad::Done, |(_, dad)| *dad),
             },
         };
         match out.iter_mut().find(|i| i.name == entry.name) {
@@ -221,6 +246,58 @@ pub fn list_all() -> Result<Vec<Interface>, Error> {
         }
     }
     Ok(out)
+}
+
+/// IPv6 addresses whose duplicate address detection is not done, as the OS reports them.
+///
+/// Linux: `/proc/net/if_inet6` (flags `IFA_F_TENTATIVE` 0x40 and `IFA_F_DADFAILED` 0x08).
+/// Elsewhere: empty (the OS offers no portable way; a tentative address then shows up as an
+/// `EADDRNOTAVAIL` error when used).
+fn ipv6_dad_states() -> Vec<(Ipv6Addr, Dad)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::io::Read as _;
+        // A few hundred bytes per address; anything past this many bytes is not read.
+        const CAP: u64 = 1 << 20;
+        let mut text = String::new();
+        let read = std::fs::File::open("/proc/net/if_inet6")
+            .and_then(|f| f.take(CAP).read_to_string(&mut text));
+        match read {
+            Ok(_) => parse_if_inet6(&text),
+            Err(_) => Vec::new(),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
+/// Parses Linux's `/proc/net/if_inet6`: one address per line, `<32 hex digits> <ifindex>
+/// <prefix len> <scope> <flags> <name>`, all hex. Lines that do not parse are skipped; only
+/// addresses whose DAD is not done are returned.
+pub(crate) fn parse_if_inet6(text: &str) -> Vec<(Ipv6Addr, Dad)> {
+    const TENTATIVE: u32 = 0x40;
+    const DAD_FAILED: u32 = 0x08;
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let hex = fields.next()?;
+            let flags = fields.nth(3)?;
+            let bits = u128::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 32)?;
+            let flags = u32::from_str_radix(flags, 16).ok()?;
+            let dad = if flags & DAD_FAILED != 0 {
+                Dad::Failed
+            } else if flags & TENTATIVE != 0 {
+                Dad::Tentative
+            } else {
+                return None;
+            };
+            Some((Ipv6Addr::from(bits), dad))
+        })
+        .collect()
 }
 
 /// The source address the OS would use to reach `target`: a UDP socket is connected, which makes
@@ -259,6 +336,29 @@ pub fn default_route_interfaces(interfaces: &[Interface], probes: &[SocketAddr])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_inet6_flags() {
+        let text = "fd770000000000000000000000000011 02 40 00 40     eth0\n\
+                    fe80000000000000284c50fffe000001 02 40 20 80     eth0\n\
+                    fd770000000000000000000000000012 02 40 00 48     eth0\n\
+                    garbage\n\
+                    fd77 02 40 00 40 eth0\n";
+        let states = parse_if_inet6(text);
+        assert_eq!(
+            states,
+            [
+                (
+                    "fd77::11".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
+                    Dad::Tentative
+                ),
+                (
+                    "fd77::12".parse().unwrap_or(Ipv6Addr::UNSPECIFIED),
+                    Dad::Failed
+                ),
+            ]
+        );
+    }
 
     fn filter(allow: &[&str], deny: &[&str]) -> InterfaceFilter {
         InterfaceFilter::new(&InterfacesConfig {

@@ -67,10 +67,24 @@ fn closed_after_handshake(error: &Error) -> bool {
         if op == "read frame header" && source.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
-/// Accepts until `stop`, serving each connection with `handle` (remote addresses canonical: no
-/// IPv4-mapped IPv6). `name` labels the log lines.
+/// The next connection on any of `listeners`.
+async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Accepts on every listener until `stop`, serving each connection with `handle` (remote
+/// addresses canonical: no IPv4-mapped IPv6). The limits hold across all listeners. `name`
+/// labels the log lines.
 pub(crate) async fn accept_loop<H, F>(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     limits: Limits,
     stop: CancellationToken,
     name: &'static str,
@@ -87,7 +101,7 @@ pub(crate) async fn accept_loop<H, F>(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
+            accepted = accept_any(&listeners) => {
                 let (tcp, remote) = match accepted {
                     Ok(pair) => pair,
                     Err(error) => {

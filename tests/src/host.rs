@@ -9,8 +9,41 @@ use crate::LabError;
 use crate::capture::Capture;
 use crate::fault::Faults;
 use crate::netns::{self, NsThread};
-use crate::process;
+use crate::process::{self, ChildGuard};
 use crate::spec::{self, ExtraKind, HostSpec};
+
+/// Attaches to tunnel device `argv[1]` (ioctl TUNSETIFF with IFF_TUN | IFF_NO_PI), says so, and keeps it open.
+const TUN_HOLDER: &str = "import fcntl, os, struct, sys, time
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', sys.argv[1].encode(), 0x0001 | 0x1000))
+print('ready', flush=True)
+while True:
+    time.sleep(3600)
+";
+
+/// Starts the process that holds tunnel `name` open inside `netns` and waits until it did.
+fn hold_tun(netns: &str, name: &str) -> Result<ChildGuard, LabError> {
+    use std::io::BufRead as _;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns, "python3", "-c", TUN_HOLDER, name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let mut guard = ChildGuard::spawn(&mut cmd)?;
+    let stdout = guard.stdout.take();
+    let mut line = String::new();
+    if let Some(stdout) = stdout {
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| LabError::io(format!("holding tunnel {name} open"), e))?;
+    }
+    if line.trim() != "ready" {
+        return Err(LabError::InvalidSpec(format!(
+            "could not hold tunnel {name} open (python3 with /dev/net/tun needed)"
+        )));
+    }
+    Ok(guard)
+}
 
 /// A host in a [`Lab`](crate::Lab): a network namespace with loopback and one LAN interface plugged into the lab
 /// switch.
@@ -32,6 +65,8 @@ struct HostInner {
     iface: String,
     ula: Option<Ipv6Addr>,
     state: Mutex<State>,
+    /// The processes that keep the host's tunnels open (killed on drop, and by the lab's teardown).
+    _tun_holders: Vec<ChildGuard>,
 }
 
 /// What can change after creation.
@@ -80,8 +115,10 @@ impl Host {
         let ula = spec.ipv6_ula.then(|| spec::ula_for(n));
 
         let mut routes = Vec::new();
-        if spec.default_route {
-            routes.push(format!("default via {} dev {iface} onlink", spec.gateway));
+        match (&spec.default_dev, spec.default_route) {
+            (Some(dev), _) => routes.push(format!("default dev {dev}")),
+            (None, true) => routes.push(format!("default via {} dev {iface} onlink", spec.gateway)),
+            (None, false) => {}
         }
         if spec.multicast_route.unwrap_or(!spec.default_route) {
             routes.push(format!("224.0.0.0/4 dev {iface}"));
@@ -109,12 +146,21 @@ impl Host {
             lines.push(format!("addr add {ula}/64 dev {iface} nodad"));
         }
         lines.push(format!("link set {iface} up"));
-        lines.extend(routes.iter().map(|r| format!("route add {r}")));
+        let mut extra_ports = Vec::new();
         for (k, extra) in spec.extras.iter().enumerate() {
             let name = &extra.name;
             match extra.kind {
                 ExtraKind::Bridge { .. } => lines.push(format!("link add {name} type bridge")),
                 ExtraKind::Unplugged => lines.push(format!("link add {name} type veth")),
+                ExtraKind::Tun => lines.push(format!("tuntap add dev {name} mode tun")),
+                ExtraKind::Lan => {
+                    let port = format!("p{index}x{k}");
+                    lines.push(format!(
+                        "link add {name} type veth peer name {port} netns {switch_netns}"
+                    ));
+                    let segment = extra.segment.as_deref().unwrap_or(spec::DEFAULT_SEGMENT);
+                    extra_ports.push((port, segment.to_owned()));
+                }
             }
             if let Some(cidr) = &extra.cidr {
                 lines.push(format!("addr add {cidr} dev {name}"));
@@ -134,15 +180,29 @@ impl Host {
         }
         process::ip_batch(Some(&netns), &lines)?;
 
-        let mut port_lines = vec![
-            // The switch stays silent at layer 3: no link-local address, so no RS/MLD/DAD noise in captures.
-            format!("link set {port} addrgenmode none"),
-            format!("link set {port} master br0"),
-        ];
-        if spec.isolated {
-            port_lines.push(format!("link set dev {port} type bridge_slave isolated on"));
+        // A tunnel has a carrier only while a process holds it open, as a VPN client does.
+        let mut holders = Vec::new();
+        for extra in spec.extras.iter().filter(|e| e.kind == ExtraKind::Tun) {
+            holders.push(hold_tun(&netns, &extra.name)?);
         }
-        port_lines.push(format!("link set {port} up"));
+        // Routes last: a default route may name one of the extra interfaces.
+        let route_lines: Vec<String> = routes.iter().map(|r| format!("route add {r}")).collect();
+        process::ip_batch(Some(&netns), &route_lines)?;
+
+        let mut port_lines = Vec::new();
+        let mut plug = |port: &str, segment: &str, isolated: bool| {
+            // The switch stays silent at layer 3: no link-local address, so no RS/MLD/DAD noise in captures.
+            port_lines.push(format!("link set {port} addrgenmode none"));
+            port_lines.push(format!("link set {port} master {segment}"));
+            if isolated {
+                port_lines.push(format!("link set dev {port} type bridge_slave isolated on"));
+            }
+            port_lines.push(format!("link set {port} up"));
+        };
+        plug(&port, &spec.segment, spec.isolated);
+        for (extra_port, segment) in &extra_ports {
+            plug(extra_port, segment, false);
+        }
         process::ip_batch(Some(switch_netns), &port_lines)?;
 
         Ok(Self {
@@ -160,6 +220,7 @@ impl Host {
                     routes,
                     faults: Faults::default(),
                 }),
+                _tun_holders: holders,
             }),
         })
     }

@@ -46,6 +46,8 @@ pub struct Lab {
     base: String,
     switch: String,
     namespaces: Mutex<Vec<String>>,
+    /// Switch segments (bridges in the switch namespace) that exist: `br0` and those hosts asked for.
+    segments: Mutex<Vec<String>>,
     next_host: AtomicU8,
     torn_down: bool,
 }
@@ -65,6 +67,7 @@ impl Lab {
             base,
             switch: switch.clone(),
             namespaces: Mutex::new(vec![switch.clone()]),
+            segments: Mutex::new(vec![crate::spec::DEFAULT_SEGMENT.to_owned()]),
             next_host: AtomicU8::new(1),
             torn_down: false,
         };
@@ -117,7 +120,32 @@ impl Lab {
         }
         let netns = format!("{}-h{index}", self.base);
         self.lock_namespaces().push(netns.clone());
+        for segment in spec.segments() {
+            self.ensure_segment(&segment)?;
+        }
         Host::create(spec, index, netns, &self.switch)
+    }
+
+    /// Creates switch segment `name` (a bridge in the switch namespace, like `br0`) unless it exists.
+    fn ensure_segment(&self, name: &str) -> Result<(), LabError> {
+        crate::spec::check_ifname(name)?;
+        let mut segments = self
+            .segments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if segments.iter().any(|s| s == name) {
+            return Ok(());
+        }
+        process::ip_batch(
+            Some(&self.switch),
+            &[
+                format!("link add {name} type bridge mcast_snooping 0"),
+                format!("link set {name} addrgenmode none"),
+                format!("link set {name} up"),
+            ],
+        )?;
+        segments.push(name.to_owned());
+        Ok(())
     }
 
     /// Adds `n` hosts with the default spec.

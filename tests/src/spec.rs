@@ -35,7 +35,12 @@ pub struct HostSpec {
     pub(crate) ipv6_ula: bool,
     pub(crate) isolated: bool,
     pub(crate) extras: Vec<Extra>,
+    pub(crate) segment: String,
+    pub(crate) default_dev: Option<String>,
 }
+
+/// The bridge in the switch namespace that hosts plug into unless told otherwise.
+pub const DEFAULT_SEGMENT: &str = "br0";
 
 /// An extra interface inside a host.
 #[derive(Debug, Clone)]
@@ -43,6 +48,8 @@ pub(crate) struct Extra {
     pub(crate) kind: ExtraKind,
     pub(crate) name: String,
     pub(crate) cidr: Option<String>,
+    /// For [`ExtraKind::Lan`]: the switch segment (bridge) its other end is plugged into.
+    pub(crate) segment: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,11 @@ pub(crate) enum ExtraKind {
     Bridge { carrier: bool },
     /// One end of a veth pair whose other end stays down: an interface that is UP but has NO-CARRIER.
     Unplugged,
+    /// A layer-3 tunnel device (`ip tuntap ... mode tun`) held open by a process, as a VPN client holds its
+    /// tunnel: UP, carrier on, point-to-point; what is routed into it is never read, so it goes nowhere.
+    Tun,
+    /// A second network card: a veth pair whose other end is a port of another switch segment.
+    Lan,
 }
 
 impl Default for HostSpec {
@@ -65,6 +77,8 @@ impl Default for HostSpec {
             ipv6_ula: false,
             isolated: false,
             extras: Vec::new(),
+            segment: DEFAULT_SEGMENT.to_owned(),
+            default_dev: None,
         }
     }
 }
@@ -139,6 +153,7 @@ impl HostSpec {
             kind: ExtraKind::Bridge { carrier: true },
             name: name.to_owned(),
             cidr: Some(cidr.to_owned()),
+            segment: None,
         });
         self
     }
@@ -152,6 +167,7 @@ impl HostSpec {
             kind: ExtraKind::Bridge { carrier: false },
             name: name.to_owned(),
             cidr: Some(cidr.to_owned()),
+            segment: None,
         });
         self
     }
@@ -164,8 +180,62 @@ impl HostSpec {
             kind: ExtraKind::Unplugged,
             name: name.to_owned(),
             cidr: Some(cidr.to_owned()),
+            segment: None,
         });
         self
+    }
+
+    /// Adds a tunnel device `name` (`ip tuntap add mode tun`) with `cidr` on it, held open by a process inside
+    /// the host so it has a carrier, like the `tun0` of OpenVPN or `wg0` of a running WireGuard. Nothing reads
+    /// it: packets routed into it are lost inside the host. Combine with [`default_dev`](Self::default_dev) for a
+    /// full-tunnel VPN.
+    pub fn extra_tun(mut self, name: &str, cidr: &str) -> Self {
+        self.extras.push(Extra {
+            kind: ExtraKind::Tun,
+            name: name.to_owned(),
+            cidr: Some(cidr.to_owned()),
+            segment: None,
+        });
+        self
+    }
+
+    /// Puts the default route on interface `name` (`default dev <name>`, no gateway) instead of via the LAN
+    /// gateway: what a full-tunnel VPN does with its tunnel.
+    pub fn default_dev(mut self, name: &str) -> Self {
+        self.default_dev = Some(name.to_owned());
+        self.default_route = true;
+        self
+    }
+
+    /// The switch segment the LAN interface is plugged into (default [`DEFAULT_SEGMENT`]). Each segment is a
+    /// bridge of its own in the switch namespace, created on first use: hosts on different segments share no
+    /// link, like two separate Wi-Fi networks.
+    pub fn segment(mut self, name: &str) -> Self {
+        self.segment = name.to_owned();
+        self
+    }
+
+    /// Adds a second network card `iface` with `cidr`, plugged into switch segment `segment` (see
+    /// [`segment`](Self::segment)); no route besides its subnet's.
+    pub fn extra_lan(mut self, iface: &str, cidr: &str, segment: &str) -> Self {
+        self.extras.push(Extra {
+            kind: ExtraKind::Lan,
+            name: iface.to_owned(),
+            cidr: Some(cidr.to_owned()),
+            segment: Some(segment.to_owned()),
+        });
+        self
+    }
+
+    /// Every switch segment this host plugs into.
+    pub(crate) fn segments(&self) -> Vec<String> {
+        let mut all = vec![self.segment.clone()];
+        for segment in self.extras.iter().filter_map(|e| e.segment.clone()) {
+            if !all.contains(&segment) {
+                all.push(segment);
+            }
+        }
+        all
     }
 }
 

@@ -1,14 +1,11 @@
 //! `localpair host`.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use localpair_core::code::Flow;
-use localpair_core::pairing::{HostOptions, PairingHost};
-use localpair_core::{
-    Advert, ChainMode, DiscovererChain, DiscoveryGoal, InterfaceClass, ResolverChain,
-};
+use localpair_core::pairing::{HostOptions, PairingHost, listen_addresses};
+use localpair_core::{Advert, ChainMode, DiscovererChain, DiscoveryGoal, ResolverChain};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -25,48 +22,31 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
         _ => Flow::Post,
     };
     let mut resolver = ResolverChain::from_settings(&registry, &settings).map_err(Error::Config)?;
-    if flow == Flow::Pre {
-        // Every usable address goes into the code and the joiner dials them all at once.
-        let mut plan = resolver.plan();
-        plan.mode = ChainMode::All;
-        resolver = resolver.with_plan(plan);
-    }
+    // Every resolver runs: the pre-shared code lists every usable address, and the post-shared
+    // host listens wherever peers can reach it, which peer-observed (discovery) tells.
+    let mut plan = resolver.plan();
+    plan.mode = ChainMode::All;
+    resolver = resolver.with_plan(plan);
     let announcer = DiscovererChain::from_settings(&registry, &settings).map_err(Error::Config)?;
     let pairing = settings.config().pairing.clone();
     block_on(async {
         let ctx = context(settings)?;
         let resolved = resolver.resolve(&ctx).await;
-        // IPv6 link-local costs 17 bytes of code and the joiner must guess its scope: only worth it
-        // when there is no IPv4 address at all.
-        let has_ipv4 = resolved.candidates.iter().any(|c| c.ip.is_ipv4());
-        let usable: Vec<IpAddr> = resolved
-            .candidates
-            .iter()
-            .filter(|c| c.class != InterfaceClass::Loopback)
-            .filter(|c| {
-                !(has_ipv4 && c.ip.is_ipv6() && localpair_core::candidate::is_link_local(c.ip))
-            })
-            .map(|c| c.ip)
-            .take(pairing.code_candidates)
-            .collect();
-        let bind = match (flow, usable.first()) {
-            (Flow::Pre, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            (_, Some(best)) => *best,
-            (_, None) => {
-                return Err(Error::NoCandidates {
-                    attempts: localpair_core::chain::explain(&resolved.attempts),
-                });
-            }
+        let Some(listen) = listen_addresses(flow, &resolved.candidates, pairing.code_candidates)
+        else {
+            return Err(Error::NoCandidates {
+                attempts: localpair_core::chain::explain(&resolved.attempts),
+            });
         };
+        if let Some(warning) = &listen.warning {
+            tracing::warn!("{warning}");
+            progress(&format!("warning: {warning}"));
+        }
         let mut options = HostOptions::default();
         options.flow = flow;
-        options.bind = bind;
+        options.listen_on = listen.listen_on;
         options.port = pairing.port;
-        options.candidates = if flow == Flow::Pre {
-            usable
-        } else {
-            vec![bind]
-        };
+        options.candidates = listen.code;
         options.ttl = Duration::from_millis(pairing.code_ttl_ms);
         options.max_wrong_proofs = pairing.max_wrong_proofs;
         options.handshake_timeout = Duration::from_millis(pairing.handshake_timeout_ms);

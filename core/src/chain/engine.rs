@@ -338,8 +338,9 @@ impl<T: Send + 'static> Engine<'_, T> {
             self.finished = true;
             self.stop_all(StopCause::Superseded);
         }
-        if !succeeded && self.plan.mode == ChainMode::Staggered {
-            // Happy eyeballs: a failure starts the next attempt at once instead of waiting.
+        if !self.finished && self.plan.mode == ChainMode::Staggered {
+            // Happy eyeballs: a failure, or an answer that is not enough, starts the next
+            // attempt at once instead of waiting.
             self.next_start = Some(Instant::now());
         }
     }

@@ -71,6 +71,9 @@ pub struct Attempt {
     /// How specific the error is, for choosing which one to report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
+    /// A remark on an attempt that did not fail, e.g. why its answer did not end the chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Attempt {
@@ -83,6 +86,7 @@ impl Attempt {
             found: 0,
             error: None,
             failure: None,
+            note: None,
         }
     }
 }

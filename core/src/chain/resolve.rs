@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::engine::{self, Goal, Step, Style};
-use super::{Attempt, Failures, Plan};
+use super::{Attempt, Failures, Outcome, Plan};
 use crate::candidate::{Candidate, rank_candidates};
 use crate::config::{ChainMode, Settings};
 use crate::context::Context;
@@ -114,7 +114,7 @@ impl ResolverChain {
                 (name.clone(), step)
             })
             .collect();
-        let mut goal = FirstOrAll {
+        let mut goal = FirstLanOrAll {
             names,
             merge_all: self.plan.mode == ChainMode::All,
             candidates: Vec::new(),
@@ -123,7 +123,16 @@ impl ResolverChain {
             cooperative: false,
             window_ends_empty: false,
         };
-        let run = engine::run(self.plan, style, steps, &mut goal).await;
+        let mut run = engine::run(self.plan, style, steps, &mut goal).await;
+        for attempt in &mut run.attempts {
+            let own = goal
+                .candidates
+                .iter()
+                .filter(|c| c.strategy == attempt.strategy);
+            if attempt.outcome == Outcome::Ok && own.clone().all(|c| !c.is_lan()) {
+                attempt.note = Some(WEAK_ANSWER.to_owned());
+            }
+        }
         ResolveReport {
             candidates: rank_candidates(goal.candidates),
             attempts: run.attempts,
@@ -133,13 +142,21 @@ impl ResolverChain {
     }
 }
 
-struct FirstOrAll {
+/// Why a strategy that answered did not end a sequential or staggered chain.
+const WEAK_ANSWER: &str = "only VPN, virtual-bridge or loopback addresses, which LAN peers \
+                           rarely reach: kept, ranked last, and the chain went on";
+
+/// Ends the chain at the first answer holding a LAN-class address, or merges everything in mode
+/// `all`. An answer made only of VPN tunnel or virtual-bridge addresses is weak: a full-tunnel
+/// VPN holds the default route, so the outbound route names it although LAN peers cannot reach
+/// it. Such an answer is kept and the chain goes on.
+struct FirstLanOrAll {
     names: Vec<String>,
     merge_all: bool,
     candidates: Vec<Candidate>,
 }
 
-impl Goal<(usize, Candidate)> for FirstOrAll {
+impl Goal<(usize, Candidate)> for FirstLanOrAll {
     fn item(&mut self, (index, mut candidate): (usize, Candidate)) -> bool {
         candidate.strategy.clone_from(&self.names[index]);
         self.candidates.push(candidate);
@@ -147,6 +164,6 @@ impl Goal<(usize, Candidate)> for FirstOrAll {
     }
 
     fn step_done(&mut self, found: usize) -> bool {
-        !self.merge_all && found > 0
+        !self.merge_all && found > 0 && self.candidates.iter().any(Candidate::is_lan)
     }
 }

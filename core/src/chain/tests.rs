@@ -21,6 +21,8 @@ struct Fake(&'static str);
 #[derive(Clone)]
 enum Act {
     Answer(&'static str),
+    /// An answer on a VPN tunnel: weak, the chain goes on.
+    AnswerVpn(&'static str),
     Nothing,
     Fail(FailureKind),
     Stop,
@@ -46,6 +48,12 @@ impl AddressResolver for FakeResolver {
         tokio::time::sleep(self.delay).await;
         match self.act.clone() {
             Act::Answer(ip) => Ok(vec![Candidate::new(ip.parse().unwrap())]),
+            Act::AnswerVpn(ip) => {
+                let mut candidate = Candidate::new(ip.parse().unwrap());
+                candidate.class = crate::InterfaceClass::Vpn;
+                candidate.default_route = true;
+                Ok(vec![candidate])
+            }
             Act::Nothing => Ok(vec![]),
             Act::Fail(kind) => Err(StrategyError::try_next(kind, Fake(self.name))),
             Act::Stop => Err(StrategyError::stop(FailureKind::Security, Fake(self.name))),
@@ -142,6 +150,38 @@ async fn sequential_runs_in_order_and_stops_at_first_answer() {
     );
     assert_eq!(report.attempts[2].started_ms, Some(200));
     assert_eq!(report.attempts[2].elapsed_ms, 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vpn_only_answer_is_weak_the_chain_goes_on_and_ranks_the_lan_first() {
+    let h = Harness::new(plan(ChainMode::Sequential))
+        .add("route", 10, Act::AnswerVpn("100.64.0.2"))
+        .add("sweep", 10, Act::Answer("10.84.0.2"))
+        .add("third", 10, Act::Answer("10.84.0.9"));
+    let report = h.run().await;
+    assert_eq!(
+        outcomes(&report),
+        [Outcome::Ok, Outcome::Ok, Outcome::Skipped]
+    );
+    let order: Vec<String> = report.candidates.iter().map(|c| c.ip.to_string()).collect();
+    assert_eq!(order, ["10.84.0.2", "100.64.0.2"]);
+    assert!(
+        report.attempts[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("VPN"))
+    );
+    assert_eq!(report.attempts[1].note, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn staggered_weak_answer_starts_the_next_at_once() {
+    let h = Harness::new(plan(ChainMode::Staggered))
+        .add("route", 10, Act::AnswerVpn("100.64.0.2"))
+        .add("sweep", 10, Act::Answer("10.84.0.2"));
+    let report = h.run().await;
+    assert_eq!(h.starts(), [("route".into(), 0), ("sweep".into(), 10)]);
+    assert_eq!(report.candidates[0].ip.to_string(), "10.84.0.2");
 }
 
 #[tokio::test(start_paused = true)]

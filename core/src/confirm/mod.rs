@@ -149,7 +149,7 @@ impl Confirmer {
             per_connection: Duration::from_millis(config.handshake_timeout_ms),
         };
         tokio::spawn(accept_loop(
-            listener,
+            vec![listener],
             limits,
             stop.clone(),
             "confirmation",

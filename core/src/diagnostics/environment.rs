@@ -360,6 +360,7 @@ mod tests {
                         ip,
                         prefix_len: len.parse().unwrap_or(24),
                         scope: super::super::interfaces::scope(ip),
+                        dad: crate::interfaces::Dad::Done,
                     }
                 })
                 .collect(),

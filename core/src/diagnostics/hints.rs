@@ -180,18 +180,47 @@ fn local(checks: &[Check], hints: &mut Vec<Hint>) {
         && matches!(own.status, Status::Fail | Status::Warn)
         && status(checks, "listener") == Some(Status::Pass)
     {
+        // Addresses still in IPv6 duplicate address detection fail too, but no firewall is to
+        // blame: they get their own hint.
+        let not_ready: Vec<&str> = array(&own.details, "not_ready")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let filtered: Vec<&str> = own
+            .errors
+            .iter()
+            .map(String::as_str)
+            .filter(|e| !not_ready.contains(e))
+            .collect();
         let port = own.details.get("port").and_then(Value::as_u64);
         let port = port.map_or_else(|| "its port".to_owned(), |p| format!("TCP {p}"));
-        hints.push(Hint::new(
-            "self-unreachable",
-            format!(
-                "our own listener did not answer on some of our addresses ({}): something on \
-                 this device filters connections to {port}",
-                own.errors.join("; ")
-            ),
-            format!("allow incoming {port} (or the localpair program) in this device's firewall"),
-            &["self-reachability"],
-        ));
+        if !filtered.is_empty() {
+            hints.push(Hint::new(
+                "self-unreachable",
+                format!(
+                    "our own listener did not answer on some of our addresses ({}): something \
+                     on this device filters connections to {port}",
+                    filtered.join("; ")
+                ),
+                format!(
+                    "allow incoming {port} (or the localpair program) in this device's firewall"
+                ),
+                &["self-reachability"],
+            ));
+        }
+        if !not_ready.is_empty() {
+            hints.push(Hint::new(
+                "address-not-ready",
+                format!(
+                    "some addresses are not usable yet ({}): IPv6 duplicate address detection \
+                     runs for about a second after a link comes up",
+                    not_ready.join("; ")
+                ),
+                "run the check again in a few seconds; an address whose detection failed is used \
+                 by another device on the link: give one of them another address",
+                &["self-reachability"],
+            ));
+        }
     }
     if status(checks, "resolver-chain") == Some(Status::Fail) {
         let summary = find(checks, "resolver-chain").map_or("", |c| c.summary.as_str());

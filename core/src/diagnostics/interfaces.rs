@@ -48,6 +48,8 @@ pub(crate) struct LinkAddr {
     pub(crate) prefix_len: u8,
     /// `private`, `link-local`, `loopback` or `public`.
     pub(crate) scope: &'static str,
+    /// IPv6 duplicate address detection: `done`, `tentative` or `failed`.
+    pub(crate) dad: interfaces::Dad,
 }
 
 impl Link {
@@ -208,6 +210,7 @@ fn link(name: &str, listed: Option<&Interface>, sysfs: bool, ctx: &crate::Contex
                         ip: a.ip,
                         prefix_len: a.prefix_len,
                         scope: scope(a.ip),
+                        dad: a.dad,
                     })
                     .collect()
             })

@@ -12,6 +12,8 @@ use super::report::Status;
 use super::runner::{BoxFuture, Env, Finding, State, millis};
 use crate::candidate::{Confirmation, InterfaceClass, is_link_local};
 use crate::chain::{ResolverChain, explain};
+use crate::error::Error;
+use crate::interfaces::Dad;
 
 /// A self-connection goes through loopback on every OS, so it cannot vouch for more than this.
 const LOCAL_ONLY: &str = "a connection to one's own address goes through loopback: this proves \
@@ -71,8 +73,17 @@ pub(crate) fn check_listener<'a>(env: &'a Env, _state: &'a mut State) -> BoxFutu
     })
 }
 
+/// One of our addresses to self-test.
+struct OwnAddr {
+    ip: IpAddr,
+    scope: u32,
+    interface: String,
+    class: InterfaceClass,
+    dad: Dad,
+}
+
 /// Every non-loopback address of every permitted interface, with its interface.
-fn own_addresses(links: &[Link]) -> Vec<(IpAddr, u32, String, InterfaceClass)> {
+fn own_addresses(links: &[Link]) -> Vec<OwnAddr> {
     links
         .iter()
         .filter(|l| l.permitted && l.class != InterfaceClass::Loopback)
@@ -83,10 +94,38 @@ fn own_addresses(links: &[Link]) -> Vec<(IpAddr, u32, String, InterfaceClass)> {
                 } else {
                     0
                 };
-                (a.ip, scope, l.name.clone(), l.class)
+                OwnAddr {
+                    ip: a.ip,
+                    scope,
+                    interface: l.name.clone(),
+                    class: l.class,
+                    dad: a.dad,
+                }
             })
         })
         .collect()
+}
+
+/// Why an address failed its self-test when the cause is IPv6 duplicate address detection, not
+/// a firewall: the OS flags it, or the connection failed with `EADDRNOTAVAIL` (the address is
+/// not usable yet).
+fn dad_cause(dad: Dad, error: &Error) -> Option<&'static str> {
+    let unavailable = matches!(error, Error::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::AddrNotAvailable);
+    match dad {
+        Dad::Failed => {
+            Some("duplicate address detection failed: another device on the link uses this address")
+        }
+        Dad::Tentative => Some(
+            "still tentative: IPv6 duplicate address detection has not finished (about a \
+             second after the link came up); not a firewall, try again in a moment",
+        ),
+        _ if unavailable => Some(
+            "the address is not usable yet (EADDRNOTAVAIL: still tentative, or just removed); \
+             not a firewall, try again in a moment",
+        ),
+        _ => None,
+    }
 }
 
 pub(crate) fn check_self<'a>(env: &'a Env, state: &'a mut State) -> BoxFuture<'a, Finding> {
@@ -111,45 +150,53 @@ pub(crate) fn check_self<'a>(env: &'a Env, state: &'a mut State) -> BoxFuture<'a
             );
         }
         let mut probes = JoinSet::new();
-        for (i, (ip, scope, _, _)) in addrs.iter().enumerate() {
+        for (i, own) in addrs.iter().enumerate() {
             let confirmer = confirmer.clone();
-            let (ip, scope) = (*ip, *scope);
+            let (ip, scope) = (own.ip, own.scope);
             probes.spawn(async move {
                 let started = Instant::now();
                 let result = confirmer.confirm(ip, scope).await;
                 (i, result, started.elapsed())
             });
         }
-        let mut results: Vec<Option<(Result<(), String>, Duration)>> = vec![None; addrs.len()];
+        let mut results: Vec<Option<(Result<(), Error>, Duration)>> =
+            (0..addrs.len()).map(|_| None).collect();
         // Every confirmation carries its own timeout ([confirm] confirm_timeout_ms).
         while let Some(joined) = probes.join_next().await {
             if let Ok((i, result, took)) = joined {
-                results[i] = Some((result.map_err(|e| e.to_string()), took));
+                results[i] = Some((result, took));
             }
         }
         let mut rows = Vec::new();
         let mut errors = Vec::new();
+        let mut not_ready = Vec::new();
         let mut ok = Vec::new();
-        for ((ip, scope, interface, class), result) in addrs.iter().zip(results) {
-            let shown = if *scope > 0 {
-                format!("{ip}%{interface}")
+        for (own, result) in addrs.iter().zip(results) {
+            let shown = if own.scope > 0 {
+                format!("{}%{}", own.ip, own.interface)
             } else {
-                ip.to_string()
+                own.ip.to_string()
             };
-            let (result, took) =
-                result.unwrap_or_else(|| (Err("the probe task died".into()), Duration::ZERO));
-            match &result {
-                Ok(()) => ok.push(shown.clone()),
-                Err(error) => errors.push(format!("{shown}: {error}")),
+            let (result, took) = result.unwrap_or((Err(Error::ListenerClosed), Duration::ZERO));
+            let dad = result.as_ref().err().and_then(|e| dad_cause(own.dad, e));
+            match (&result, dad) {
+                (Ok(()), _) => ok.push(shown.clone()),
+                (Err(error), Some(cause)) => {
+                    let line = format!("{shown}: {cause} ({error})");
+                    not_ready.push(line.clone());
+                    errors.push(line);
+                }
+                (Err(error), None) => errors.push(format!("{shown}: {error}")),
             }
             tracing::debug!(address = %shown, ok = result.is_ok(), "self-confirmation");
             rows.push(json!({
-                "ip": ip,
-                "interface": interface,
-                "class": class,
+                "ip": own.ip,
+                "interface": own.interface,
+                "class": own.class,
+                "dad": own.dad,
                 "confirmed": if result.is_ok() { Confirmation::Local } else { Confirmation::None },
                 "elapsed_ms": millis(took),
-                "error": result.err(),
+                "error": result.err().map(|e| e.to_string()),
             }));
         }
         let status = if ok.len() == addrs.len() {
@@ -173,7 +220,7 @@ pub(crate) fn check_self<'a>(env: &'a Env, state: &'a mut State) -> BoxFuture<'a
         Finding::new(
             status,
             summary,
-            json!({ "addresses": rows, "port": port, "note": LOCAL_ONLY }),
+            json!({ "addresses": rows, "port": port, "note": LOCAL_ONLY, "not_ready": not_ready }),
         )
         .with_errors(errors)
     })

@@ -25,9 +25,10 @@ use crate::tls;
 pub struct HostOptions {
     /// Pre- or post-shared flow (recorded in the code).
     pub flow: Flow,
-    /// Address to listen on: unspecified (all addresses) in the pre-shared flow, the confirmed LAN
-    /// address in the post-shared flow.
-    pub bind: IpAddr,
+    /// Addresses to listen on, all on one port. `[0.0.0.0]` (the default) listens on every
+    /// address, IPv4 and IPv6: the pre-shared flow. The post-shared flow lists the addresses peers
+    /// can reach (see [`listen_addresses`](super::listen_addresses)).
+    pub listen_on: Vec<IpAddr>,
     /// Port; 0 lets the OS choose.
     pub port: u16,
     /// Addresses put in the code, best first.
@@ -48,7 +49,7 @@ impl Default for HostOptions {
     fn default() -> Self {
         Self {
             flow: Flow::Pre,
-            bind: IpAddr::from([0, 0, 0, 0]),
+            listen_on: vec![IpAddr::from([0, 0, 0, 0])],
             port: 0,
             candidates: Vec::new(),
             ttl: Duration::from_secs(300),
@@ -85,7 +86,7 @@ struct Shared {
 /// A running pairing listener. Dropping it closes the listener and every connection.
 pub struct PairingHost {
     code: PairingCode,
-    local_addr: SocketAddr,
+    local_addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     _stop: DropGuard,
 }
@@ -93,14 +94,25 @@ pub struct PairingHost {
 impl std::fmt::Debug for PairingHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PairingHost")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .finish_non_exhaustive()
     }
 }
 
 fn bind(ip: IpAddr, port: u16) -> Result<std::net::TcpListener, Error> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let addr = SocketAddr::new(ip, port);
+    let addr = match ip {
+        // A link-local address is bound with its interface as the scope.
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            let scope = crate::interfaces::list_all()?
+                .iter()
+                .find(|i| i.has_addr(ip))
+                .and_then(|i| i.index)
+                .unwrap_or(0);
+            SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
+        }
+        _ => SocketAddr::new(ip, port),
+    };
     let open = |addr: SocketAddr| -> std::io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         if addr.is_ipv6() && ip.is_unspecified() {
@@ -122,14 +134,64 @@ fn bind(ip: IpAddr, port: u16) -> Result<std::net::TcpListener, Error> {
     Ok(socket.into())
 }
 
+/// How often an OS-chosen port is tried again when it is free on the first address but taken on
+/// another.
+const PORT_TRIES: usize = 8;
+
+/// One listener per address, all on the same port (`port`, or one the OS picks for the first
+/// address and that is then free on every other).
+fn bind_all(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, Error> {
+    let Some((&first, rest)) = addrs.split_first() else {
+        return Err(Error::io(
+            "bind pairing listener",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on"),
+        ));
+    };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let head = bind(first, port)?;
+        let chosen = head
+            .local_addr()
+            .map_err(|e| Error::io("pairing listener address", e))?
+            .port();
+        let mut listeners = vec![head];
+        let mut failed = None;
+        for &ip in rest {
+            match bind(ip, chosen) {
+                Ok(listener) => listeners.push(listener),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                return listeners
+                    .into_iter()
+                    .map(|l| {
+                        TcpListener::from_std(l)
+                            .map_err(|e| Error::io("register pairing listener", e))
+                    })
+                    .collect();
+            }
+            Some(error) if port != 0 || tries >= PORT_TRIES => return Err(error),
+            Some(_) => {}
+        }
+    }
+}
+
 impl PairingHost {
     /// Binds the listener, makes the code, and starts taking connections.
     pub fn start(identity: Arc<Identity>, options: HostOptions) -> Result<Self, Error> {
-        let listener = TcpListener::from_std(bind(options.bind, options.port)?)
-            .map_err(|e| Error::io("register pairing listener", e))?;
-        let local_addr = listener
-            .local_addr()
+        let listeners = bind_all(&options.listen_on, options.port)?;
+        let local_addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::io("pairing listener address", e))?;
+        let local_addr = local_addrs[0];
         let secret = Secret::generate()?;
         let code = PairingCode::new(
             options.flow,
@@ -162,7 +224,7 @@ impl PairingHost {
         };
         let serving = Arc::clone(&shared);
         tokio::spawn(accept_loop(
-            listener,
+            listeners,
             limits,
             stop.clone(),
             "pairing",
@@ -174,7 +236,7 @@ impl PairingHost {
         ));
         Ok(Self {
             code,
-            local_addr,
+            local_addrs,
             shared,
             _stop: stop.drop_guard(),
         })
@@ -185,9 +247,14 @@ impl PairingHost {
         &self.code
     }
 
-    /// Where the listener is bound.
+    /// Where the first listener is bound (the only one in the pre-shared flow).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every address the host listens on, one port.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// Waits for the one pairing; fails when the code expires or too many wrong proofs end it.

@@ -290,8 +290,17 @@ pub async fn join(
     let mut sightings: Vec<Peer> = Vec::new();
     let mut code_slot: Option<Arc<PairingCode>> = None;
     let mut live_open = true;
+    // Set while nothing is left to try although discovery has told where the host is: the join
+    // ends there instead of waiting out its deadline.
+    let mut give_up_at: Option<Instant> = None;
     tokio::pin!(code);
     let failure = loop {
+        give_up_at = match &code_slot {
+            Some(code) if exhausted(code, &sightings, &dialer) => {
+                Some(give_up_at.unwrap_or_else(|| Instant::now() + SETTLE))
+            }
+            _ => None,
+        };
         tokio::select! {
             read = &mut code, if code_slot.is_none() => {
                 let code = Arc::new(read?);
@@ -333,6 +342,7 @@ pub async fn join(
                 }
             }
             () = tokio::time::sleep_until(deadline) => break None,
+            () = sleep_until_opt(give_up_at) => break None,
         }
     };
     stop.cancel();
@@ -345,15 +355,44 @@ pub async fn join(
         return Err(error);
     }
     Err(Error::JoinFailed {
-        summary: summarize(code_slot.is_some(), &dialer.records, report.as_ref()),
+        summary: summarize(code_slot.as_deref(), &dialer.records, report.as_ref()),
     })
 }
 
-/// "What was tried" and "what likely went wrong", in a sentence or three.
-fn summarize(had_code: bool, dials: &[DialRecord], report: Option<&DiscoverReport>) -> String {
-    if !had_code {
-        return "no pairing code arrived before the deadline".to_owned();
+/// How long a join that has nothing left to try waits for discovery to report another address
+/// before it gives up.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Whether nothing is left to try: every dial has ended in failure, and discovery has reported
+/// the host at an address the code does not name (so the host is alive and discovery works:
+/// waiting longer would only repeat what failed).
+fn exhausted(code: &PairingCode, sightings: &[Peer], dialer: &Dialer) -> bool {
+    dialer.dials.is_empty()
+        && !dialer.records.is_empty()
+        && dialer.records.iter().all(|r| r.error.is_some())
+        && sightings
+            .iter()
+            .filter(|p| matches_code(p, code))
+            .flat_map(|p| &p.addrs)
+            .any(|a| !code.candidates.contains(&a.ip()))
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
+}
+
+/// "What was tried" and "what likely went wrong", in a sentence or three.
+fn summarize(
+    code: Option<&PairingCode>,
+    dials: &[DialRecord],
+    report: Option<&DiscoverReport>,
+) -> String {
+    let Some(code) = code else {
+        return "no pairing code arrived before the deadline".to_owned();
+    };
     let mut out = String::new();
     if dials.is_empty() {
         out.push_str("no address for the host was found");
@@ -375,11 +414,24 @@ fn summarize(had_code: bool, dials: &[DialRecord], report: Option<&DiscoverRepor
         out.push_str(&format!("; discovery: {}", explain(&report.attempts)));
     }
     let errors: Vec<&str> = dials.iter().filter_map(|d| d.error.as_deref()).collect();
+    // Discovery found the host at an address the code does not name, and nothing listens there:
+    // the host listens only on the code's addresses, which this device cannot reach.
+    let refused_elsewhere = dials.iter().any(|d| {
+        !code.candidates.contains(&d.addr.ip())
+            && d.error.as_deref().is_some_and(|e| e.contains("refused"))
+    });
+    let listens_only = format!(
+        "the host listens only on {} (a VPN or another network?), and this device cannot reach \
+         that; discovery found it at an address where nothing listens for pairing",
+        list_addresses(&code.candidates)
+    );
     let hint = if errors
         .iter()
         .any(|e| e.contains("does not match the pinned key"))
     {
         "a different device answered at the host's address (an impostor, or the host restarted with a new key)"
+    } else if refused_elsewhere && !code.candidates.is_empty() {
+        listens_only.as_str()
     } else if dials.is_empty() {
         "the host is not on this network (another subnet, a VPN, or Wi-Fi client isolation), or it stopped"
     } else if errors.iter().all(|e| e.contains("timed out")) {
@@ -391,4 +443,12 @@ fn summarize(had_code: bool, dials: &[DialRecord], report: Option<&DiscoverRepor
     };
     out.push_str(&format!(". Likely: {hint}"));
     out
+}
+
+fn list_addresses(addrs: &[std::net::IpAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -10,6 +10,7 @@
 
 mod host;
 mod join;
+mod listen;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use crate::identity::{DeviceId, Fingerprint};
 
 pub use host::{HostOptions, PairingHost};
 pub use join::{DialRecord, JoinOptions, Joined, dial, join, probe};
+pub use listen::{ListenPlan, listen_addresses};
 
 /// TLS exporter label both sides use to bind proofs to the session.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-localpair-pairing-proof";

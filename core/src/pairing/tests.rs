@@ -66,7 +66,7 @@ fn host(options: HostOptions) -> (Context, PairingHost) {
     let host = PairingHost::start(
         Arc::clone(ctx.identity()),
         HostOptions {
-            bind: LOOPBACK,
+            listen_on: vec![LOOPBACK],
             candidates: vec![LOOPBACK],
             ..options
         },

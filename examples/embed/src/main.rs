@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Pairing: a host and a joiner in this one process, over loopback.
     let mut options = HostOptions::default();
     options.flow = Flow::Pre;
-    options.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    options.listen_on = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
     options.candidates = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
     options.ttl = Duration::from_secs(30);
     let host = PairingHost::start(Arc::clone(ctx.identity()), options)?;

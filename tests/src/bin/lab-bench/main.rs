@@ -5,7 +5,8 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `scale` (default: all).
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `scale` (default:
+//! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
 //! of the chain, `elapsed_ms` of a found peer); "whole process" times include start-up.
 
@@ -21,6 +22,7 @@
 )]
 
 mod discover;
+mod laptops;
 mod pair;
 mod resolve;
 mod scale;
@@ -90,6 +92,7 @@ fn main() -> std::process::ExitCode {
     run("zeroconf", &discover::zeroconf);
     run("pair", &pair::bench);
     run("diagnose", &pair::diagnose);
+    run("laptops", &laptops::bench);
     run("scale", &scale::bench);
     println!("{}", table.markdown());
     if failures.is_empty() {
