@@ -39,7 +39,10 @@ pub enum Error {
     },
     /// A pairing code did not parse (exit 2: bad input).
     #[error("{0}")]
-    Code(#[source] localpair_core::Error),
+    Code(#[source] localpair_pairing::Error),
+    /// Hosting or joining a pairing failed (exit 1).
+    #[error("{0}")]
+    Pairing(#[source] localpair_pairing::Error),
     /// Pairing or discovery failed (exit 1).
     #[error("{0}")]
     Failed(#[source] localpair_core::Error),

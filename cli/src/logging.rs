@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use localpair_core::diagnostics::LogCapture;
+use localpair_diagnostics::LogCapture;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};

@@ -190,5 +190,14 @@ fn example_config_documents_the_defaults() {
     let upnp: localpair_upnp::Config = settings.strategy_table("upnp").extract().unwrap();
     assert_eq!(upnp, localpair_upnp::Config::default());
     localpair_core::DiscovererChain::from_settings(&registry, &settings).unwrap();
-    localpair_core::DiscovererChain::for_joining(&registry, &settings).unwrap();
+    let pairing = localpair_pairing::PairingConfig::from_settings(&settings).unwrap();
+    assert_eq!(pairing, localpair_pairing::PairingConfig::default());
+    let join = localpair_pairing::JoinConfig::from_settings(&settings).unwrap();
+    assert_eq!(join, localpair_pairing::JoinConfig::default());
+    join.chain(&registry, &settings).unwrap();
+    let diagnostics = localpair_diagnostics::DiagnosticsConfig::from_settings(&settings).unwrap();
+    assert_eq!(
+        diagnostics,
+        localpair_diagnostics::DiagnosticsConfig::default()
+    );
 }

@@ -1,27 +1,31 @@
-//! The small binary formats (pairing code, confirmation messages) share one bounds-checked reader
-//! and one address encoding: a family byte (4 or 6) and the octets.
+//! The small binary formats of localpair (the confirmation messages here, the pairing code and
+//! wire messages in the pairing crate) share one bounds-checked reader and one address encoding:
+//! a family byte (4 or 6) and the octets.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::error::Error;
-
-/// Reads fields off the front of untrusted bytes; every shortfall is an error, never a panic.
-pub(crate) struct Reader<'a> {
+/// Reads fields off the front of untrusted bytes; every shortfall is an error of the format's own
+/// type `E`, never a panic.
+#[derive(Debug)]
+pub struct Reader<'a, E> {
     rest: &'a [u8],
     /// Builds the format's own error ("corrupted pairing code", "malformed frame").
-    error: fn(&'static str) -> Error,
+    error: fn(&'static str) -> E,
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8], error: fn(&'static str) -> Error) -> Self {
+impl<'a, E> Reader<'a, E> {
+    /// A reader over `bytes` whose failures are built by `error`.
+    pub fn new(bytes: &'a [u8], error: fn(&'static str) -> E) -> Self {
         Self { rest: bytes, error }
     }
 
-    pub(crate) fn fail(&self, reason: &'static str) -> Error {
+    /// The format's error for `reason`.
+    pub fn fail(&self, reason: &'static str) -> E {
         (self.error)(reason)
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], E> {
         if self.rest.len() < n {
             return Err(self.fail("truncated"));
         }
@@ -30,18 +34,20 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn byte(&mut self) -> Result<u8, Error> {
+    /// The next byte.
+    pub fn byte(&mut self) -> Result<u8, E> {
         Ok(self.take(1)?[0])
     }
 
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], E> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
     /// An address written by [`put_ip`].
-    pub(crate) fn ip(&mut self) -> Result<IpAddr, Error> {
+    pub fn ip(&mut self) -> Result<IpAddr, E> {
         match self.byte()? {
             4 => Ok(IpAddr::V4(Ipv4Addr::from(self.array::<4>()?))),
             6 => Ok(IpAddr::V6(Ipv6Addr::from(self.array::<16>()?))),
@@ -50,7 +56,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Ends the read: trailing bytes are an error.
-    pub(crate) fn finish(self) -> Result<(), Error> {
+    pub fn finish(self) -> Result<(), E> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -60,7 +66,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends the family byte and the octets.
-pub(crate) fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             out.push(4);

@@ -52,6 +52,24 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
+    /// A section running `order` in `mode`, with the stagger, per-strategy timeout (0: none) and
+    /// deadline in milliseconds.
+    pub fn new(
+        order: &[&str],
+        mode: ChainMode,
+        stagger_ms: u64,
+        strategy_timeout_ms: u64,
+        deadline_ms: u64,
+    ) -> Self {
+        Self {
+            order: order.iter().map(|s| (*s).to_owned()).collect(),
+            mode,
+            stagger_ms,
+            strategy_timeout_ms,
+            deadline_ms,
+        }
+    }
+
     /// The stagger delay.
     pub fn stagger(&self) -> Duration {
         Duration::from_millis(self.stagger_ms)
@@ -115,90 +133,11 @@ impl Default for ConfirmConfig {
     }
 }
 
-/// The `[pairing]` section: hosting and joining.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct PairingConfig {
-    /// Pairing listener port; 0 lets the OS choose.
-    pub port: u16,
-    /// How long a code lives.
-    pub code_ttl_ms: u64,
-    /// Wrong proofs that end a code.
-    pub max_wrong_proofs: u32,
-    /// TLS handshake plus proof exchange must finish within this.
-    pub handshake_timeout_ms: u64,
-    /// Unproven connections at once, in total.
-    pub max_unauthenticated: usize,
-    /// Unproven connections at once, per source address.
-    pub max_per_source: usize,
-    /// Addresses written into a code (best first).
-    pub code_candidates: usize,
-    /// Limit for one dial by the joiner (connect, TLS, proofs).
-    pub dial_timeout_ms: u64,
-}
-
-impl Default for PairingConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            code_ttl_ms: 300_000,
-            max_wrong_proofs: 5,
-            handshake_timeout_ms: 5_000,
-            max_unauthenticated: 16,
-            max_per_source: 4,
-            code_candidates: 4,
-            dial_timeout_ms: 2_000,
-        }
-    }
-}
-
-/// The `[diagnostics]` section: `localpair diagnose`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct DiagnosticsConfig {
-    /// How long each discoverer announces and listens (they run side by side).
-    pub discovery_window_ms: u64,
-    /// Limit for one TLS handshake with a peer's listener.
-    pub reach_timeout_ms: u64,
-    /// Limit for one discoverer's multicast self-test.
-    pub self_check_timeout_ms: u64,
-    /// Log entries kept in the report; past it the middle of the log is dropped and counted.
-    pub log_capacity: usize,
-}
-
-impl Default for DiagnosticsConfig {
-    fn default() -> Self {
-        Self {
-            discovery_window_ms: 3_000,
-            reach_timeout_ms: 1_000,
-            self_check_timeout_ms: 1_500,
-            log_capacity: 2_000,
-        }
-    }
-}
-
-impl DiagnosticsConfig {
-    /// The discovery window; at least 100 ms, because a shorter one cannot hear a single answer.
-    pub fn discovery_window(&self) -> Duration {
-        Duration::from_millis(self.discovery_window_ms.max(100))
-    }
-
-    /// The reachability limit (at least 1 ms).
-    pub fn reach_timeout(&self) -> Duration {
-        Duration::from_millis(self.reach_timeout_ms.max(1))
-    }
-
-    /// The self-test limit (at least 1 ms).
-    pub fn self_check_timeout(&self) -> Duration {
-        Duration::from_millis(self.self_check_timeout_ms.max(1))
-    }
-}
-
-/// The whole configuration, minus the strategy tables (see [`Settings::strategy_table`]).
+/// The sections the framework itself reads; the sections of applications built on it (pairing,
+/// diagnostics) are registered with [`register_section!`](crate::register_section) and read with
+/// [`Settings::section`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct Config {
     /// This device.
@@ -207,19 +146,69 @@ pub struct Config {
     pub resolve: ChainConfig,
     /// The peer discoverer chain.
     pub discover: ChainConfig,
-    /// The discoverer chain a joiner runs to find its host.
-    pub join: ChainConfig,
-    /// Hosting and joining.
-    pub pairing: PairingConfig,
     /// Which interfaces strategies may use.
     pub interfaces: InterfacesConfig,
     /// The confirmation listener.
     pub confirm: ConfirmConfig,
-    /// `localpair diagnose`.
-    pub diagnostics: DiagnosticsConfig,
     /// Per-strategy tables, checked by each strategy.
     #[serde(skip_serializing)]
     pub strategies: BTreeMap<String, figment::value::Value>,
+}
+
+/// The top-level sections [`Config`] reads.
+pub const CORE_SECTIONS: [&str; 6] = [
+    "device",
+    "resolve",
+    "discover",
+    "interfaces",
+    "confirm",
+    "strategies",
+];
+
+/// A top-level section that a crate above the framework owns and reads itself with
+/// [`Settings::section`]. Registered with [`register_section!`](crate::register_section), so a
+/// config naming a section no linked crate reads is an error, as a typo should be.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionName {
+    /// The section, e.g. `pairing`.
+    pub name: &'static str,
+    /// The crate that reads it.
+    pub crate_name: &'static str,
+}
+
+inventory::collect!(SectionName);
+
+/// Registers a top-level config section that this crate reads with [`Settings::section`].
+///
+/// ```
+/// localpair_core::register_section!("doc-example-section");
+///
+/// let settings = localpair_core::Settings::load(localpair_core::config::Source::Toml(
+///     "[doc-example-section]\ncolour = \"blue\"\n".into(),
+/// ))?;
+/// # Ok::<(), localpair_core::Error>(())
+/// ```
+#[macro_export]
+macro_rules! register_section {
+    ($name:expr) => {
+        $crate::__inventory::submit! {
+            $crate::config::SectionName {
+                name: $name,
+                crate_name: ::core::env!("CARGO_PKG_NAME"),
+            }
+        }
+    };
+}
+
+/// Every top-level section a linked crate reads: the framework's and the registered ones.
+pub fn known_sections() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = CORE_SECTIONS.to_vec();
+    for section in inventory::iter::<SectionName> {
+        if !all.contains(&section.name) {
+            all.push(section.name);
+        }
+    }
+    all
 }
 
 impl Default for Config {
@@ -244,22 +233,8 @@ impl Default for Config {
                 strategy_timeout_ms: 0,
                 deadline_ms: 5_000,
             },
-            join: ChainConfig {
-                order: vec![
-                    "direct".into(),
-                    "udp-multicast".into(),
-                    "mdns".into(),
-                    "subnet-scan".into(),
-                ],
-                mode: ChainMode::All,
-                stagger_ms: 0,
-                strategy_timeout_ms: 0,
-                deadline_ms: 30_000,
-            },
-            pairing: PairingConfig::default(),
             interfaces: InterfacesConfig::default(),
             confirm: ConfirmConfig::default(),
-            diagnostics: DiagnosticsConfig::default(),
             strategies: BTreeMap::new(),
         }
     }
@@ -304,8 +279,12 @@ struct Environment(Env);
 
 impl figment::Provider for Environment {
     fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named("environment variable")
-            .interpolater(|_, keys| format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase()))
+        figment::Metadata::named("environment variable").interpolater(|_, keys| {
+            format!(
+                "{ENV_PREFIX}{}",
+                keys.join("__").replace('-', "_").to_ascii_uppercase()
+            )
+        })
     }
 
     fn data(
@@ -316,22 +295,54 @@ impl figment::Provider for Environment {
 }
 
 fn environment() -> Environment {
-    const SECTIONS: [&str; 9] = [
-        "device",
-        "resolve",
-        "discover",
-        "join",
-        "pairing",
-        "interfaces",
-        "confirm",
-        "diagnostics",
-        "strategies",
-    ];
-    // Only keys under our sections: LOCALPAIR_BIN, LOCALPAIR_LOG and the like are not config.
-    Environment(Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
-        let first = key.as_str().split('.').next().unwrap_or_default();
-        SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(first))
-    }))
+    let sections = known_sections();
+    let canonical = move |first: &str| {
+        sections
+            .iter()
+            .find(|s| s.replace('-', "_").eq_ignore_ascii_case(first))
+            .copied()
+    };
+    let filter = canonical.clone();
+    // Only keys under known sections: LOCALPAIR_BIN, LOCALPAIR_LOG and the like are not config.
+    // A `-` in a section name is written `_` in a variable name; map it back.
+    Environment(
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(move |key| filter(key.as_str().split('.').next().unwrap_or_default()).is_some())
+            .map(move |key| {
+                let (first, rest) = key.as_str().split_once('.').unwrap_or((key.as_str(), ""));
+                match canonical(first) {
+                    Some(section) if rest.is_empty() => section.to_owned().into(),
+                    Some(section) => format!("{section}.{rest}").into(),
+                    None => key.into(),
+                }
+            }),
+    )
+}
+
+/// Refuses a top-level key that no linked crate reads, naming where it came from.
+fn check_sections(figment: &Figment) -> Result<(), Error> {
+    let top: BTreeMap<String, figment::value::Value> = figment.extract().map_err(Box::new)?;
+    let known = known_sections();
+    for key in top.keys() {
+        if !known.iter().any(|k| k == key) {
+            let origin = figment
+                .find_metadata(key)
+                .map(|m| match &m.source {
+                    Some(source) => format!("{} {source}", m.name),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "the configuration".to_owned());
+            let mut names = known.clone();
+            names.sort_unstable();
+            return Err(Error::UnknownSection {
+                name: key.clone(),
+                origin,
+                known: names.join(", "),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -363,8 +374,23 @@ impl Settings {
 
     /// Settings from a figment the caller assembled.
     pub fn from_figment(figment: Figment) -> Result<Self, Error> {
+        check_sections(&figment)?;
         let config = figment.extract::<Config>().map_err(Box::new)?;
         Ok(Self { config, figment })
+    }
+
+    /// A section a crate above the framework owns (`[pairing]`, `[diagnostics]`): what is not
+    /// set comes from `T::default()`; use `#[serde(deny_unknown_fields)]` so a typo is an error.
+    /// Errors name the key as written (`pairing.code_ttl_ms`) and where the value came from.
+    pub fn section<T: Serialize + DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, Error> {
+        let figment = self
+            .figment
+            .clone()
+            .join(Serialized::default(name, T::default()));
+        extract_at(&figment, &[name])
     }
 
     /// The typed configuration.
@@ -385,6 +411,7 @@ impl Settings {
         StrategyTable {
             name: name.to_owned(),
             figment,
+            settings: self.clone(),
         }
     }
 
@@ -398,29 +425,48 @@ impl Settings {
     }
 }
 
+/// Extracts the table at `path` with errors naming the full key.
+fn extract_at<T: DeserializeOwned>(figment: &Figment, path: &[&str]) -> Result<T, Error> {
+    figment
+        .focus(&path.join("."))
+        .extract::<T>()
+        .map_err(|error| with_prefix(error, path))
+}
+
+/// A focused figment reports paths relative to its table; readers need the full key.
+fn with_prefix(mut error: figment::Error, prefix: &[&str]) -> Error {
+    error
+        .path
+        .splice(0..0, prefix.iter().map(|p| (*p).to_owned()));
+    Error::Config(Box::new(error))
+}
+
 /// One strategy's config table.
 #[derive(Debug, Clone)]
 pub struct StrategyTable {
     name: String,
     figment: Figment,
+    settings: Settings,
 }
 
 impl StrategyTable {
     /// Deserializes the table; a missing table gives `T::default()` (use `#[serde(default)]`).
     /// Errors carry the full key path (`strategies.<name>.<key>`) and the source.
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        self.figment.extract::<T>().map_err(|mut error| {
-            // The focused figment reports paths relative to the table; readers need the full key.
-            error
-                .path
-                .splice(0..0, ["strategies".to_owned(), self.name.clone()]);
-            Error::Config(Box::new(error))
-        })
+        self.figment
+            .extract::<T>()
+            .map_err(|error| with_prefix(error, &["strategies", &self.name]))
     }
 
     /// The strategy name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// All the settings, for a factory that needs more than its own table (another strategy's
+    /// table, `[interfaces]`): read at build time, so nothing reads settings while running.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -471,7 +517,28 @@ mod tests {
         assert!(err.contains(name.as_ref()), "{err}");
     }
 
-    #[derive(Debug, Default, Deserialize, PartialEq)]
+    crate::register_section!("test-section");
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct TestSection {
+        value: u64,
+    }
+
+    #[test]
+    fn a_registered_section_is_read_by_its_owner_and_an_unknown_one_is_refused() {
+        let s = Settings::load(Source::Toml("[test-section]\nvalue = 3\n".into())).unwrap();
+        assert_eq!(s.section::<TestSection>("test-section").unwrap().value, 3);
+        let err = s.section::<Fake>("test-section").unwrap_err().to_string();
+        assert!(err.contains("test-section.value"), "{err}");
+        let err = Settings::load(Source::Toml("[pairng]\nport = 3\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown config section `pairng`"), "{err}");
+        assert!(err.contains("test-section"), "{err}");
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
     #[serde(default, deny_unknown_fields)]
     struct Fake {
         targets: Vec<String>,
@@ -508,13 +575,11 @@ mod tests {
             jail.set_env("LOCALPAIR_RESOLVE__STAGGER_MS", "77");
             jail.set_env("LOCALPAIR_STRATEGIES__FAKE_ONE__RETRIES", "3");
             jail.set_env("LOCALPAIR_BIN", "/not/config");
-            jail.set_env("LOCALPAIR_DIAGNOSTICS__DISCOVERY_WINDOW_MS", "1500");
+            jail.set_env("LOCALPAIR_TEST_SECTION__VALUE", "1500");
             let s = Settings::load(Source::Discover).map_err(|e| e.to_string())?;
             assert_eq!(s.config().resolve.stagger_ms, 77);
-            assert_eq!(
-                s.config().diagnostics.discovery_window(),
-                Duration::from_millis(1500)
-            );
+            let section: TestSection = s.section("test-section").map_err(|e| e.to_string())?;
+            assert_eq!(section.value, 1500);
             let fake: Fake = s
                 .strategy_table("fake-one")
                 .extract()

@@ -29,29 +29,39 @@ struct Inner {
     join_target: watch::Sender<Option<JoinTarget>>,
 }
 
-/// The host a joiner is looking for, known once the pairing code is in hand. Discoverers that
-/// only make sense while joining (`direct`, `subnet-scan`) wait for it.
+/// The device a joining application is looking for, once it knows it (a pairing code in hand).
+/// Discoverers that only make sense while joining (dialling the known addresses, scanning the
+/// subnet for the port) wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JoinTarget {
-    /// The host's key fingerprint.
+    /// The device's key fingerprint.
     pub fingerprint: crate::identity::Fingerprint,
-    /// The host's pairing port.
+    /// The port its listener is on.
     pub port: u16,
-    /// The addresses in the code, best first.
+    /// The addresses it is known at, best first.
     pub candidates: Vec<std::net::IpAddr>,
-    /// The session tag the host announces.
+    /// The session tag it announces.
     pub session_tag: [u8; 8],
+    /// The ALPN its listener speaks, for a TLS handshake that checks it is really there.
+    pub alpn: &'static [u8],
 }
 
 impl JoinTarget {
-    /// The target a pairing code describes.
-    pub fn from_code(code: &crate::code::PairingCode) -> Self {
+    /// A target: the device with key `fingerprint`, listening on `port` with `alpn`.
+    pub fn new(
+        fingerprint: crate::identity::Fingerprint,
+        port: u16,
+        candidates: Vec<std::net::IpAddr>,
+        session_tag: [u8; 8],
+        alpn: &'static [u8],
+    ) -> Self {
         Self {
-            fingerprint: code.fingerprint,
-            port: code.port,
-            candidates: code.candidates.clone(),
-            session_tag: code.session_tag(),
+            fingerprint,
+            port,
+            candidates,
+            session_tag,
+            alpn,
         }
     }
 }
@@ -151,7 +161,7 @@ impl Context {
         self.inner
             .confirmer
             .as_ref()
-            .ok_or_else(|| StrategyError::try_next(FailureKind::NotApplicable, NoListener))
+            .ok_or_else(|| StrategyError::new(FailureKind::NotApplicable, NoListener))
     }
 
     /// Sets what discoverers announce; running discoverers see the change and re-announce.

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::check::SelfCheck;
 use crate::context::Context;
-use crate::diagnostics::SelfCheck;
 use crate::error::StrategyError;
 use crate::peer::Peer;
 
@@ -24,9 +24,10 @@ pub trait PeerDiscoverer: Send + Sync + 'static {
     /// multicast discoverer, join the group on each permitted interface, send, and see our own
     /// packet come back. `None` (the default) means the discoverer has no such test.
     ///
-    /// It should finish well inside `[diagnostics] self_check_timeout_ms` (the caller cuts it
-    /// off there), close everything it opened, and not announce this device to peers.
-    async fn self_check(&self, _ctx: &Context) -> Option<SelfCheck> {
+    /// It must finish within `limit` (the caller cuts it off there), close everything it
+    /// opened, and not announce this device to peers. Declare it in the registration's
+    /// [`Facts`](crate::registry::Facts) so tools know to ask.
+    async fn self_check(&self, _ctx: &Context, _limit: std::time::Duration) -> Option<SelfCheck> {
         None
     }
 }
@@ -34,9 +35,18 @@ pub trait PeerDiscoverer: Send + Sync + 'static {
 /// Where a discoverer reports peers; a bounded channel to the chain runner plus the stop signal.
 #[derive(Debug, Clone)]
 pub struct PeerSink {
-    step: usize,
-    tx: mpsc::Sender<(usize, Peer)>,
+    out: Out,
     stop: CancellationToken,
+}
+
+/// Where sightings go: the chain runner tags each with the step that made it.
+#[derive(Debug, Clone)]
+enum Out {
+    Chain {
+        step: usize,
+        tx: mpsc::Sender<(usize, Peer)>,
+    },
+    Plain(mpsc::Sender<Peer>),
 }
 
 impl PeerSink {
@@ -45,20 +55,32 @@ impl PeerSink {
         tx: mpsc::Sender<(usize, Peer)>,
         stop: CancellationToken,
     ) -> Self {
-        Self { step, tx, stop }
+        Self {
+            out: Out::Chain { step, tx },
+            stop,
+        }
     }
 
     /// A sink whose peers go to `tx` and which stops when `stop` is cancelled, for driving a
     /// discoverer without a chain (tests, embedding).
-    pub fn standalone(tx: mpsc::Sender<(usize, Peer)>, stop: CancellationToken) -> Self {
-        Self::new(0, tx, stop)
+    pub fn standalone(tx: mpsc::Sender<Peer>, stop: CancellationToken) -> Self {
+        Self {
+            out: Out::Plain(tx),
+            stop,
+        }
     }
 
     /// Reports a sighting (repeat sightings are fine; the chain merges them). Returns `false`
     /// when nobody listens any more, which means: stop.
     pub async fn found(&self, peer: Peer) -> bool {
+        let sent = async {
+            match &self.out {
+                Out::Chain { step, tx } => tx.send((*step, peer)).await.is_ok(),
+                Out::Plain(tx) => tx.send(peer).await.is_ok(),
+            }
+        };
         tokio::select! {
-            sent = self.tx.send((self.step, peer)) => sent.is_ok(),
+            sent = sent => sent,
             () = self.stop.cancelled() => false,
         }
     }

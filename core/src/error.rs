@@ -34,6 +34,17 @@ pub enum Error {
         /// Comma-separated names that are registered.
         known: String,
     },
+    /// A top-level config section that no linked crate reads (a typo, or a section of an
+    /// application this program does not include).
+    #[error("unknown config section `{name}` (from {origin}); known sections: {known}")]
+    UnknownSection {
+        /// The section as written.
+        name: String,
+        /// Where it came from: the file or the environment variable.
+        origin: String,
+        /// Comma-separated known sections.
+        known: String,
+    },
     /// A `[strategies.<name>]` table names a strategy that no linked crate registered.
     #[error("config table `strategies.{name}` names no registered strategy; known: {known}")]
     UnknownStrategyTable {
@@ -73,6 +84,9 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// The OS random generator failed (no entropy source): nothing secret can be made.
+    #[error("the OS random generator failed")]
+    Random,
     /// A TLS configuration or session failed.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
@@ -116,30 +130,6 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A pairing code failed its checks: a typo, a truncated scan, or not a code at all.
-    #[error("corrupted pairing code: {reason}")]
-    CorruptedCode {
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// A pairing code from a newer release.
-    #[error("this code needs a newer localpair (code version {version})")]
-    NewerCode {
-        /// The version byte found.
-        version: u8,
-    },
-    /// The pairing code lived its whole lifetime without a pairing.
-    #[error("the pairing code expired after {} s without a successful pairing", after.as_secs())]
-    CodeExpired {
-        /// The code's lifetime.
-        after: Duration,
-    },
-    /// Wrong proofs ended the code (someone guessing, or joiners holding another code).
-    #[error("{count} wrong pairing attempts ended the code")]
-    TooManyWrongProofs {
-        /// How many were allowed.
-        count: u32,
-    },
     /// The device at the address presented another key than the pinned one.
     #[error(
         "{addr}: the device there presented key {got}, which does not match the pinned key {expected}"
@@ -152,39 +142,14 @@ pub enum Error {
         /// What was presented.
         got: crate::identity::Fingerprint,
     },
-    /// The host refused our proof or the code.
-    #[error("{addr}: {}", refusal.explain())]
-    Refused {
-        /// The host's address.
-        addr: SocketAddr,
-        /// Why.
-        refusal: crate::pairing::wire::Refusal,
-    },
-    /// The host holds the pinned key but not the code's secret (it runs another pairing).
-    #[error("{addr}: the host's proof does not match this code")]
-    HostProofInvalid {
-        /// The host's address.
-        addr: SocketAddr,
-    },
-    /// Another connection to the same host paired first; this one was not used.
-    #[error("{addr}: not needed, another address paired first")]
-    Superseded {
-        /// The address of the unused connection.
-        addr: SocketAddr,
-    },
-    /// No address paired before the deadline.
-    #[error("pairing failed: {summary}")]
-    JoinFailed {
-        /// What was tried, and the likely cause.
-        summary: String,
-    },
     /// The confirmation listener has shut down.
     #[error("the confirmation listener is not running")]
     ListenerClosed,
 }
 
 impl Error {
-    pub(crate) fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+    /// An I/O error with the operation that failed (`bind 0.0.0.0:0`, `connect 10.0.0.2:4000`).
+    pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             op: op.into(),
             source,
@@ -236,26 +201,33 @@ pub struct StrategyError {
     source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
-impl StrategyError {
-    /// A failure after which the chain should try the next strategy.
-    pub fn try_next(
-        kind: FailureKind,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> Self {
-        Self {
-            on_error: OnError::TryNext,
-            kind,
-            source: source.into(),
+impl FailureKind {
+    /// What the chain does after a failure of this kind — the one place that decides it. A
+    /// broken configuration stops the chain: every later strategy reads the same file. Anything
+    /// else, an impostor at one address included, is local to the strategy that met it: another
+    /// strategy may still find the real device.
+    pub fn on_error(self) -> OnError {
+        match self {
+            Self::Config => OnError::Stop,
+            Self::NotApplicable
+            | Self::NothingFound
+            | Self::Timeout
+            | Self::Network
+            | Self::Io
+            | Self::Protocol
+            | Self::Security => OnError::TryNext,
         }
     }
+}
 
-    /// A failure after which the chain should stop.
-    pub fn stop(
+impl StrategyError {
+    /// A strategy's failure, classified; the chain decides from `kind` whether to go on.
+    pub fn new(
         kind: FailureKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         Self {
-            on_error: OnError::Stop,
+            on_error: kind.on_error(),
             kind,
             source: source.into(),
         }
@@ -291,30 +263,42 @@ impl fmt::Display for StrategyError {
 
 impl std::error::Error for StrategyError {}
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
-            Error::ConfigFileMissing { .. }
-            | Error::Config(_)
-            | Error::UnknownStrategy { .. }
-            | Error::UnknownStrategyTable { .. }
-            | Error::DuplicateStrategy { .. }
-            | Error::InvalidPattern { .. } => FailureKind::Config,
-            Error::Timeout { .. } => FailureKind::Timeout,
-            Error::FrameTooLarge { .. } | Error::MalformedFrame { .. } => FailureKind::Protocol,
-            Error::CorruptedCode { .. } | Error::NewerCode { .. } => FailureKind::Config,
-            Error::Refused { .. } | Error::HostProofInvalid { .. } | Error::KeyMismatch { .. } => {
-                FailureKind::Security
-            }
+/// How a strategy's own error type classifies its failures: the only decision a strategy makes.
+/// The chain derives "try the next" or "stop" from the kind ([`FailureKind::on_error`]), and any
+/// `Classify` error converts into a [`StrategyError`] with `?`.
+pub trait Classify: std::error::Error + Send + Sync + 'static {
+    /// How specific this failure is. Wrapped framework errors answer with
+    /// [`Error::failure_kind`](Classify::failure_kind) of their own.
+    fn failure_kind(&self) -> FailureKind;
+}
+
+impl<E: Classify> From<E> for StrategyError {
+    fn from(error: E) -> Self {
+        Self::new(error.failure_kind(), error)
+    }
+}
+
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            Self::ConfigFileMissing { .. }
+            | Self::Config(_)
+            | Self::UnknownStrategy { .. }
+            | Self::UnknownStrategyTable { .. }
+            | Self::UnknownSection { .. }
+            | Self::DuplicateStrategy { .. }
+            | Self::InvalidPattern { .. } => FailureKind::Config,
+            Self::Timeout { .. } => FailureKind::Timeout,
+            Self::FrameTooLarge { .. } | Self::MalformedFrame { .. } => FailureKind::Protocol,
+            Self::KeyMismatch { .. } => FailureKind::Security,
             // Pin mismatches arrive as `KeyMismatch`; what is left is a handshake that failed.
-            Error::Tls(_) => FailureKind::Protocol,
-            Error::NotConfirmed { .. } => FailureKind::Network,
-            _ => FailureKind::Io,
-        };
-        if kind == FailureKind::Config {
-            Self::stop(kind, error)
-        } else {
-            Self::try_next(kind, error)
+            Self::Tls(_) => FailureKind::Protocol,
+            Self::NotConfirmed { .. } => FailureKind::Network,
+            Self::Interfaces(_)
+            | Self::Identity { .. }
+            | Self::Io { .. }
+            | Self::Random
+            | Self::ListenerClosed => FailureKind::Io,
         }
     }
 }

@@ -309,6 +309,14 @@ fn write_private(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), Error> 
     std::fs::rename(&temp, path).map_err(|e| identity_error(path, e))
 }
 
+/// `N` bytes from the OS random generator (ring's `SystemRandom`): codes, secrets, nonces.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::Random)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

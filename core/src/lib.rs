@@ -1,4 +1,5 @@
-//! The core of localpair: devices on one local network find each other and pair by QR code.
+//! The framework of localpair: devices on one local network find each other and learn which of
+//! their addresses a peer can reach. Applications (pairing, diagnostics) are crates built on it.
 //!
 //! Two questions, each answered by a chain of pluggable strategies:
 //!
@@ -40,24 +41,22 @@
 //! # }
 //! ```
 
-mod bytes;
+pub mod bytes;
 pub mod candidate;
 pub mod chain;
-pub mod code;
+pub mod check;
 pub mod config;
 pub mod confirm;
 mod context;
-pub mod diagnostics;
 mod discoverer;
 mod error;
 pub mod frame;
 pub mod identity;
 pub mod interfaces;
-pub mod pairing;
 mod peer;
 pub mod registry;
 mod resolver;
-mod serve;
+pub mod serve;
 pub mod tls;
 
 pub use candidate::{Candidate, Confirmation, InterfaceClass};
@@ -65,12 +64,12 @@ pub use chain::{
     Attempt, DiscoverReport, DiscovererChain, DiscoveryGoal, Outcome, Plan, ResolveReport,
     ResolverChain,
 };
+pub use check::SelfCheck;
 pub use config::{ChainMode, Config, Settings};
 pub use confirm::Confirmer;
 pub use context::{Advert, Context, JoinTarget, NoListener};
-pub use diagnostics::{Report as DiagnosticsReport, SelfCheck};
 pub use discoverer::{PeerDiscoverer, PeerSink};
-pub use error::{Error, FailureKind, OnError, StrategyError};
+pub use error::{Classify, Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};
 pub use peer::Peer;
 pub use registry::Registry;
@@ -82,7 +81,8 @@ pub use inventory as __inventory;
 /// Re-exported so strategy crates implement the traits with the same macro version.
 pub use async_trait::async_trait;
 
-pub(crate) fn serde_millis<S: serde::Serializer>(
+/// Serializes a duration as milliseconds with two decimals (`elapsed_ms` in JSON).
+pub fn serde_millis<S: serde::Serializer>(
     duration: &std::time::Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

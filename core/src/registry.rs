@@ -39,35 +39,144 @@ impl fmt::Display for StrategyKind {
     }
 }
 
-/// Builds a resolver from its config table.
-pub type BuildResolver = fn(&StrategyTable) -> Result<Arc<dyn AddressResolver>, Error>;
-/// Builds a discoverer from its config table.
-pub type BuildDiscoverer = fn(&StrategyTable) -> Result<Arc<dyn PeerDiscoverer>, Error>;
-
-/// A registered resolver.
-#[derive(Debug, Clone, Copy)]
-pub struct ResolverFactory {
-    /// The name used in `resolve.order` and `[strategies.<name>]`.
-    pub name: &'static str,
-    /// The crate that registered it.
-    pub crate_name: &'static str,
-    /// One line for `localpair strategies`.
-    pub summary: &'static str,
-    /// The constructor.
-    pub build: BuildResolver,
+/// What a strategy declares about itself at registration, so that tools above the framework
+/// (diagnostics) can treat a custom strategy exactly like a built-in one without naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Facts {
+    /// UDP ports it sends to and listens on (a firewall must let them through).
+    pub udp_ports: Vec<UdpPort>,
+    /// Whether it tells the peers it finds where it saw them (observation reports to their
+    /// confirmation listeners), so a peer it found also learns whether it heard us.
+    pub reports_observations: bool,
+    /// Whether it answers `self_check` (a quick test of the transport it relies on).
+    pub self_check: bool,
 }
 
-/// A registered discoverer.
-#[derive(Debug, Clone, Copy)]
-pub struct DiscovererFactory {
-    /// The name used in `discover.order` and `[strategies.<name>]`.
+impl Facts {
+    /// Nothing declared.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a UDP port and the protocol spoken there, as a person would call it ("mDNS").
+    #[must_use]
+    pub fn udp_port(mut self, port: u16, protocol: &'static str) -> Self {
+        let port = UdpPort { port, protocol };
+        if !self.udp_ports.contains(&port) {
+            self.udp_ports.push(port);
+        }
+        self
+    }
+
+    /// Declares that it sends observation reports.
+    #[must_use]
+    pub fn reports_observations(mut self) -> Self {
+        self.reports_observations = true;
+        self
+    }
+
+    /// Declares that it has a self-check.
+    #[must_use]
+    pub fn self_check(mut self) -> Self {
+        self.self_check = true;
+        self
+    }
+}
+
+/// A UDP port a strategy uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UdpPort {
+    /// The port.
+    pub port: u16,
+    /// The protocol spoken there ("mDNS", "udp-multicast").
+    pub protocol: &'static str,
+}
+
+/// A registered strategy: how to build it from its config table, and what it declares.
+pub struct Factory<S: ?Sized + 'static> {
+    /// The name used in `order` lists and `[strategies.<name>]`.
     pub name: &'static str,
     /// The crate that registered it.
     pub crate_name: &'static str,
     /// One line for `localpair strategies`.
     pub summary: &'static str,
-    /// The constructor.
-    pub build: BuildDiscoverer,
+    /// Its [`Facts`], given its config table (a configurable port, say).
+    pub facts: fn(&StrategyTable) -> Result<Facts, Error>,
+    /// The constructor. The table also reaches the rest of the settings
+    /// ([`StrategyTable::settings`]): read everything here, never while running.
+    pub build: fn(&StrategyTable) -> Result<Arc<S>, Error>,
+}
+
+impl<S: ?Sized> Clone for Factory<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: ?Sized> Copy for Factory<S> {}
+
+impl<S: ?Sized> fmt::Debug for Factory<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Factory")
+            .field("name", &self.name)
+            .field("crate_name", &self.crate_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered resolver.
+pub type ResolverFactory = Factory<dyn AddressResolver>;
+/// A registered discoverer.
+pub type DiscovererFactory = Factory<dyn PeerDiscoverer>;
+
+/// For a factory that declares nothing.
+pub fn no_facts(_: &StrategyTable) -> Result<Facts, Error> {
+    Ok(Facts::default())
+}
+
+/// The two kinds of strategy, as trait objects: what the registry and the chain builder need to
+/// treat them alike.
+pub trait Strategy: Send + Sync + 'static {
+    /// Which kind.
+    const KIND: StrategyKind;
+    /// The config section whose `order` lists this kind (`resolve`, `discover`).
+    const SECTION: &'static str;
+    /// The registered factories of this kind.
+    fn factories(registry: &Registry) -> &BTreeMap<&'static str, Factory<Self>>;
+    /// The same, to add to.
+    fn factories_mut(registry: &mut Registry) -> &mut BTreeMap<&'static str, Factory<Self>>;
+    /// The section of the framework's config that lists this kind.
+    fn section(config: &crate::config::Config) -> &crate::config::ChainConfig;
+}
+
+impl Strategy for dyn AddressResolver {
+    const KIND: StrategyKind = StrategyKind::Resolver;
+    const SECTION: &'static str = "resolve";
+    fn factories(registry: &Registry) -> &BTreeMap<&'static str, Factory<Self>> {
+        &registry.resolvers
+    }
+    fn factories_mut(registry: &mut Registry) -> &mut BTreeMap<&'static str, Factory<Self>> {
+        &mut registry.resolvers
+    }
+    fn section(config: &crate::config::Config) -> &crate::config::ChainConfig {
+        &config.resolve
+    }
+}
+
+impl Strategy for dyn PeerDiscoverer {
+    const KIND: StrategyKind = StrategyKind::Discoverer;
+    const SECTION: &'static str = "discover";
+    fn factories(registry: &Registry) -> &BTreeMap<&'static str, Factory<Self>> {
+        &registry.discoverers
+    }
+    fn factories_mut(registry: &mut Registry) -> &mut BTreeMap<&'static str, Factory<Self>> {
+        &mut registry.discoverers
+    }
+    fn section(config: &crate::config::Config) -> &crate::config::ChainConfig {
+        &config.discover
+    }
 }
 
 inventory::collect!(ResolverFactory);
@@ -104,14 +213,18 @@ inventory::collect!(DiscovererFactory);
 /// assert!(registry.list().iter().any(|s| s.name == "fixed-doc-example"));
 /// # Ok::<(), localpair_core::Error>(())
 /// ```
+///
+/// An optional `facts: |table| ...` before `build` declares the strategy's [`Facts`] (its UDP
+/// ports, whether it reports observations, whether it has a self-check).
 #[macro_export]
 macro_rules! register_resolver {
-    (name: $name:expr, summary: $summary:expr, build: $build:expr $(,)?) => {
+    (name: $name:expr, summary: $summary:expr, $(facts: $facts:expr,)? build: $build:expr $(,)?) => {
         $crate::__inventory::submit! {
             $crate::registry::ResolverFactory {
                 name: $name,
                 crate_name: ::core::env!("CARGO_PKG_NAME"),
                 summary: $summary,
+                facts: $crate::__facts!($($facts)?),
                 build: $build,
             }
         }
@@ -122,15 +235,27 @@ macro_rules! register_resolver {
 /// [`register_resolver!`](crate::register_resolver).
 #[macro_export]
 macro_rules! register_discoverer {
-    (name: $name:expr, summary: $summary:expr, build: $build:expr $(,)?) => {
+    (name: $name:expr, summary: $summary:expr, $(facts: $facts:expr,)? build: $build:expr $(,)?) => {
         $crate::__inventory::submit! {
             $crate::registry::DiscovererFactory {
                 name: $name,
                 crate_name: ::core::env!("CARGO_PKG_NAME"),
                 summary: $summary,
+                facts: $crate::__facts!($($facts)?),
                 build: $build,
             }
         }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __facts {
+    () => {
+        $crate::registry::no_facts
+    };
+    ($facts:expr) => {
+        $facts
     };
 }
 
@@ -176,51 +301,55 @@ impl Registry {
             .or_else(|| self.discoverers.get(name).map(|f| f.crate_name))
     }
 
-    /// Adds a resolver (for programs that build strategies without `inventory`).
-    pub fn add_resolver(&mut self, factory: ResolverFactory) -> Result<(), Error> {
+    /// Adds a strategy (for programs that build strategies without `inventory`).
+    pub fn add<S: Strategy + ?Sized>(&mut self, factory: Factory<S>) -> Result<(), Error> {
         if let Some(first) = self.taken(factory.name) {
             return Err(duplicate(factory.name, first, factory.crate_name));
         }
-        self.resolvers.insert(factory.name, factory);
+        S::factories_mut(self).insert(factory.name, factory);
         Ok(())
+    }
+
+    /// Adds a resolver.
+    pub fn add_resolver(&mut self, factory: ResolverFactory) -> Result<(), Error> {
+        self.add(factory)
     }
 
     /// Adds a discoverer.
     pub fn add_discoverer(&mut self, factory: DiscovererFactory) -> Result<(), Error> {
-        if let Some(first) = self.taken(factory.name) {
-            return Err(duplicate(factory.name, first, factory.crate_name));
-        }
-        self.discoverers.insert(factory.name, factory);
-        Ok(())
+        self.add(factory)
     }
 
     /// Every strategy, sorted by kind then name.
     pub fn list(&self) -> Vec<StrategyInfo> {
-        let resolvers = self.resolvers.values().map(|f| StrategyInfo {
-            name: f.name,
-            kind: StrategyKind::Resolver,
-            crate_name: f.crate_name,
-            summary: f.summary,
-        });
-        let discoverers = self.discoverers.values().map(|f| StrategyInfo {
-            name: f.name,
-            kind: StrategyKind::Discoverer,
-            crate_name: f.crate_name,
-            summary: f.summary,
-        });
-        resolvers.chain(discoverers).collect()
+        let mut all = info(&self.resolvers);
+        all.extend(info(&self.discoverers));
+        all
     }
 
-    fn known(&self, kind: StrategyKind) -> String {
-        let names: Vec<&str> = match kind {
-            StrategyKind::Resolver => self.resolvers.keys().copied().collect(),
-            StrategyKind::Discoverer => self.discoverers.keys().copied().collect(),
-        };
-        if names.is_empty() {
-            "(none linked)".to_owned()
-        } else {
-            names.join(", ")
-        }
+    fn factory<S: Strategy + ?Sized>(&self, name: &str, key: &str) -> Result<&Factory<S>, Error> {
+        let factories = S::factories(self);
+        factories.get(name).ok_or_else(|| Error::UnknownStrategy {
+            kind: S::KIND,
+            name: name.to_owned(),
+            key: key.to_owned(),
+            known: if factories.is_empty() {
+                "(none linked)".to_owned()
+            } else {
+                factories.keys().copied().collect::<Vec<_>>().join(", ")
+            },
+        })
+    }
+
+    /// Builds the strategy of kind `S` named `name` from its table in `settings`; `key` is the
+    /// config key that named it (`resolve.order[1]`), for the error when nobody registered it.
+    pub fn build<S: Strategy + ?Sized>(
+        &self,
+        name: &str,
+        key: &str,
+        settings: &Settings,
+    ) -> Result<Arc<S>, Error> {
+        (self.factory::<S>(name, key)?.build)(&settings.strategy_table(name))
     }
 
     /// Builds the resolver named `name` from its table in `settings`.
@@ -230,16 +359,7 @@ impl Registry {
         key: &str,
         settings: &Settings,
     ) -> Result<Arc<dyn AddressResolver>, Error> {
-        let factory = self
-            .resolvers
-            .get(name)
-            .ok_or_else(|| Error::UnknownStrategy {
-                kind: StrategyKind::Resolver,
-                name: name.to_owned(),
-                key: key.to_owned(),
-                known: self.known(StrategyKind::Resolver),
-            })?;
-        (factory.build)(&settings.strategy_table(name))
+        self.build(name, key, settings)
     }
 
     /// Builds the discoverer named `name` from its table in `settings`.
@@ -249,16 +369,16 @@ impl Registry {
         key: &str,
         settings: &Settings,
     ) -> Result<Arc<dyn PeerDiscoverer>, Error> {
-        let factory = self
-            .discoverers
-            .get(name)
-            .ok_or_else(|| Error::UnknownStrategy {
-                kind: StrategyKind::Discoverer,
-                name: name.to_owned(),
-                key: key.to_owned(),
-                known: self.known(StrategyKind::Discoverer),
-            })?;
-        (factory.build)(&settings.strategy_table(name))
+        self.build(name, key, settings)
+    }
+
+    /// What the strategy of kind `S` named `name` declares, given its table in `settings`.
+    pub fn facts<S: Strategy + ?Sized>(
+        &self,
+        name: &str,
+        settings: &Settings,
+    ) -> Result<Facts, Error> {
+        (self.factory::<S>(name, name)?.facts)(&settings.strategy_table(name))
     }
 
     /// Checks that every `[strategies.<name>]` table names a registered strategy, so a misspelt
@@ -277,6 +397,18 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+fn info<S: Strategy + ?Sized>(factories: &BTreeMap<&'static str, Factory<S>>) -> Vec<StrategyInfo> {
+    factories
+        .values()
+        .map(|f| StrategyInfo {
+            name: f.name,
+            kind: S::KIND,
+            crate_name: f.crate_name,
+            summary: f.summary,
+        })
+        .collect()
 }
 
 fn duplicate(name: &str, first: &str, second: &str) -> Error {

@@ -1,5 +1,6 @@
-//! The accept loop both TLS listeners share: connections bounded in total and per source address,
-//! a time limit on each, and every connection aborted when the loop stops.
+//! The accept loop every TLS listener shares (the confirmation listener here, the pairing
+//! listener of the pairing crate): connections bounded in total and per source address, a time
+//! limit on each, and every connection aborted when the loop stops.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,13 +17,39 @@ use crate::error::Error;
 
 /// Bounds on what a listener serves at once.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+#[non_exhaustive]
+pub struct Limits {
     /// Connections served at once; more are closed at accept.
-    pub(crate) total: usize,
+    pub total: usize,
     /// Connections from one source address at once.
-    pub(crate) per_source: usize,
+    pub per_source: usize,
     /// Limit for one connection, handshake included.
-    pub(crate) per_connection: Duration,
+    pub per_connection: Duration,
+}
+
+impl Limits {
+    /// `total` connections at once, `per_source` from one address, each for `per_connection`.
+    pub fn new(total: usize, per_source: usize, per_connection: Duration) -> Self {
+        Self {
+            total,
+            per_source,
+            per_connection,
+        }
+    }
+}
+
+/// What the accept loop needs to know of a connection's failure, to log it right.
+pub trait Served: std::fmt::Display + Send + 'static {
+    /// The peer closed right after the TLS handshake, before its first frame: a reachability or
+    /// key probe, not a failure.
+    fn closed_after_handshake(&self) -> bool;
+}
+
+impl Served for Error {
+    fn closed_after_handshake(&self) -> bool {
+        matches!(self, Error::Io { op, source }
+            if op == "read frame header" && source.kind() == std::io::ErrorKind::UnexpectedEof)
+    }
 }
 
 type SourceCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
@@ -60,13 +87,6 @@ impl Drop for SourceSlot {
     }
 }
 
-/// A connection closed right after the TLS handshake, before its first frame: a reachability or
-/// key probe (`confirm::reach`, `pairing::probe`), not a failure.
-fn closed_after_handshake(error: &Error) -> bool {
-    matches!(error, Error::Io { op, source }
-        if op == "read frame header" && source.kind() == std::io::ErrorKind::UnexpectedEof)
-}
-
 /// The next connection on any of `listeners`.
 async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, SocketAddr)> {
     std::future::poll_fn(|cx| {
@@ -83,7 +103,7 @@ async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, So
 /// Accepts on every listener until `stop`, serving each connection with `handle` (remote
 /// addresses canonical: no IPv4-mapped IPv6). The limits hold across all listeners. `name`
 /// labels the log lines.
-pub(crate) async fn accept_loop<H, F>(
+pub async fn accept_loop<H, F, E>(
     listeners: Vec<TcpListener>,
     limits: Limits,
     stop: CancellationToken,
@@ -91,7 +111,8 @@ pub(crate) async fn accept_loop<H, F>(
     handle: H,
 ) where
     H: Fn(TcpStream, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<(), Error>> + Send + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: Served,
 {
     let slots = Arc::new(Semaphore::new(limits.total.max(1)));
     let per_source: SourceCounts = Arc::default();
@@ -124,7 +145,7 @@ pub(crate) async fn accept_loop<H, F>(
                     drop((slot, source_slot));
                     match outcome {
                         Ok(Ok(())) => {}
-                        Ok(Err(error)) if closed_after_handshake(&error) => {
+                        Ok(Err(error)) if error.closed_after_handshake() => {
                             tracing::debug!(listener = name, %remote, "closed after the handshake (a probe)");
                         }
                         Ok(Err(error)) => tracing::info!(listener = name, %remote, %error, "connection failed"),

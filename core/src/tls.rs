@@ -3,6 +3,7 @@
 //! TLS 1.3 only, ring provider. The verifiers ignore names and validity dates but still check the
 //! handshake signature, so a peer must hold the private key behind the fingerprint it presents.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -16,8 +17,6 @@ use crate::identity::{Fingerprint, Identity};
 
 /// ALPN of the confirmation listener.
 pub const ALPN_CONFIRM: &[u8] = b"localpair-confirm/1";
-/// ALPN of the pairing listener.
-pub const ALPN_PAIR: &[u8] = b"localpair-pair/1";
 
 /// The TLS name every localpair client sends; certificates are never checked against it.
 pub fn server_name() -> ServerName<'static> {
@@ -206,4 +205,53 @@ pub fn peer_fingerprint(conn: &rustls::CommonState) -> Option<Fingerprint> {
     conn.peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| Fingerprint::of_certificate(cert).ok())
+}
+
+/// A client's TLS session over TCP.
+pub type ClientStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Connects to `addr` and completes a TLS 1.3 handshake with `config` (from [`client_config`],
+/// so the server's key is pinned): the one way every localpair client opens a connection.
+///
+/// Errors: [`Error::Io`] (`connect <addr>`) when TCP fails, [`Error::KeyMismatch`] when a device
+/// with another key answered, [`Error::Tls`] or [`Error::Io`] when the handshake failed. No time
+/// limit: callers wrap it in their own.
+pub async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+) -> Result<ClientStream, Error> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(server_name(), tcp)
+        .await
+        .map_err(|e| handshake_error(e, addr))
+}
+
+/// Connects like [`connect`], then closes at once with `close_notify`: proves that the device
+/// holding the pinned key listens at `addr` (the listener logs it as a probe, not a failure).
+pub async fn probe(config: Arc<rustls::ClientConfig>, addr: SocketAddr) -> Result<(), Error> {
+    let mut stream = connect(config, addr).await?;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    Ok(())
+}
+
+/// TLS failures arrive as `io::Error`s wrapping a `rustls::Error`; unwrap them so a pin mismatch
+/// stays recognisable as [`Error::KeyMismatch`].
+pub fn handshake_error(error: std::io::Error, addr: SocketAddr) -> Error {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => match fingerprint_mismatch(tls) {
+            Some(mismatch) => Error::KeyMismatch {
+                addr,
+                expected: mismatch.expected,
+                got: mismatch.got,
+            },
+            None => Error::Tls(tls.clone()),
+        },
+        None => Error::io(format!("TLS handshake with {addr}"), error),
+    }
 }

@@ -115,10 +115,14 @@ fn healthy_lan_every_check_passes_and_each_lists_the_other() {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, localpair_core::diagnostics::CHECKS);
+        assert_eq!(names, localpair_diagnostics::CHECKS);
         for name in names {
-            // UPnP is off by default; everything else must pass on a healthy LAN.
-            let expected = if name == "upnp" { "skip" } else { "pass" };
+            // No resolver with a self-check (UPnP) is on by default; everything else must pass on a healthy LAN.
+            let expected = if name == "resolver-checks" {
+                "skip"
+            } else {
+                "pass"
+            };
             assert_eq!(
                 status(&report, name),
                 expected,
@@ -195,7 +199,7 @@ fn healthy_lan_every_check_passes_and_each_lists_the_other() {
         for line in [
             "✔ peer-discovery",
             "✔ peer-reachability",
-            "– upnp",
+            "– resolver-checks",
             "Hints: none",
         ] {
             assert!(
@@ -252,11 +256,10 @@ fn multicast_dropped_report_completes_and_points_at_multicast() {
     }
 
     // The JSON reads back into the library's report, which renders the same text.
-    let typed: localpair_core::diagnostics::Report =
-        serde_json::from_value(dropped.clone()).unwrap();
+    let typed: localpair_diagnostics::Report = serde_json::from_value(dropped.clone()).unwrap();
     assert_eq!(
         typed.hints,
-        localpair_core::diagnostics::derive_hints(&typed.checks)
+        localpair_diagnostics::derive_hints(&typed.checks)
     );
     eprintln!(
         "[multicast dropped text, from the JSON]\n{}",
@@ -426,7 +429,7 @@ fn upnp_check_reports_the_gateway_and_its_external_address() {
         .run(CLI_TIMEOUT)
         .unwrap();
     let report = report(&host, &ran, started.elapsed(), "upnp");
-    let upnp = check(&report, "upnp");
+    let upnp = check(&report, "resolver-checks");
     assert_eq!(upnp["status"], "pass", "{upnp:#}");
     let summary = upnp["summary"].as_str().unwrap();
     assert!(summary.contains("10.77.0.254"), "{summary}");

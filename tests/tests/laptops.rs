@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use localpair_core::code::PairingCode;
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Localpair, Running, lab_or_skip, scenes};
+use localpair_pairing::code::PairingCode;
 use serde_json::Value;
 
 const STEP: Duration = Duration::from_secs(20);

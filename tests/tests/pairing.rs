@@ -4,8 +4,8 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use localpair_core::code::{PairingCode, Secret};
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or_skip};
+use localpair_pairing::code::{PairingCode, Secret};
 use serde_json::Value;
 
 const STEP: Duration = Duration::from_secs(20);

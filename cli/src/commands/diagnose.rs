@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use localpair_core::diagnostics::{self, Options, ProgressEvent, Report};
 use localpair_core::interfaces::InterfaceFilter;
+use localpair_diagnostics::{
+    self as diagnostics, DiagnosticsConfig, Options, ProgressEvent, Report,
+};
 
 use super::{block_on, interrupted, load, progress};
 use crate::args::Args;
@@ -23,7 +25,8 @@ pub(super) fn run(
     let (settings, registry) = load(args)?;
     // A bad glob would keep the listener from starting; like any bad value it is a usage error.
     InterfaceFilter::new(&settings.config().interfaces).map_err(Error::Config)?;
-    let capture = logging::capture(settings.config().diagnostics.log_capacity);
+    let config = DiagnosticsConfig::from_settings(&settings).map_err(Error::Config)?;
+    let capture = logging::capture(config.log_capacity);
     let mut options = Options::default().with_capture(capture);
     if let Some(window) = window {
         options = options.with_window(window);

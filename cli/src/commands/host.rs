@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use localpair_core::code::Flow;
-use localpair_core::pairing::{HostOptions, PairingHost, listen_addresses};
 use localpair_core::{Advert, ChainMode, DiscovererChain, DiscoveryGoal, ResolverChain};
+use localpair_pairing::code::Flow;
+use localpair_pairing::{HostOptions, PairingConfig, PairingHost, listen_addresses};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
     plan.mode = ChainMode::All;
     resolver = resolver.with_plan(plan);
     let announcer = DiscovererChain::from_settings(&registry, &settings).map_err(Error::Config)?;
-    let pairing = settings.config().pairing.clone();
+    let pairing = PairingConfig::from_settings(&settings).map_err(Error::Config)?;
     block_on(async {
         let ctx = context(settings)?;
         let resolved = resolver.resolve(&ctx).await;
@@ -54,7 +54,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
         options.max_per_source = pairing.max_per_source;
         let ttl = options.ttl;
         let host =
-            PairingHost::start(Arc::clone(ctx.identity()), options).map_err(Error::Failed)?;
+            PairingHost::start(Arc::clone(ctx.identity()), options).map_err(Error::Pairing)?;
         let code = host.code().clone();
         // Only with [strategies.upnp] map_port = true: reachable from beyond the LAN while hosting.
         let mapping = match localpair_upnp::map_pairing_port(&ctx, code.port).await {
@@ -81,7 +81,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
             tokio::spawn(async move { chain.discover(&ctx, goal, None).await })
         };
         let outcome = tokio::select! {
-            outcome = host.wait() => outcome.map_err(Error::Failed),
+            outcome = host.wait() => outcome.map_err(Error::Pairing),
             () = interrupted() => Err(Error::Interrupted),
         };
         stop.cancel();
@@ -106,7 +106,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget) -> Result<(), E
 
 fn show_code(
     args: &Args,
-    code: &localpair_core::code::PairingCode,
+    code: &localpair_pairing::code::PairingCode,
     ttl: Duration,
     target: &QrTarget,
 ) -> Result<(), Error> {

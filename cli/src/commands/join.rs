@@ -3,9 +3,8 @@
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::time::Duration;
 
-use localpair_core::DiscovererChain;
-use localpair_core::code::PairingCode;
-use localpair_core::pairing::{JoinOptions, join};
+use localpair_pairing::code::PairingCode;
+use localpair_pairing::{JoinConfig, JoinOptions, PairingConfig, join};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -17,18 +16,18 @@ use crate::output;
 /// A code longer than this on stdin is not a code; stop reading there.
 const MAX_LINE: u64 = 4096;
 
-fn read_code_line() -> Result<PairingCode, localpair_core::Error> {
+fn read_code_line() -> Result<PairingCode, localpair_pairing::Error> {
     if std::io::stdin().is_terminal() {
         progress("Enter the pairing code shown on the host (discovery is already running):");
     }
     let mut line = String::new();
     let read = std::io::stdin().lock().take(MAX_LINE).read_line(&mut line);
     match read {
-        Ok(0) => Err(localpair_core::Error::CorruptedCode {
+        Ok(0) => Err(localpair_pairing::Error::CorruptedCode {
             reason: "stdin closed before a code was entered",
         }),
         Ok(_) => PairingCode::parse(&line),
-        Err(_) => Err(localpair_core::Error::CorruptedCode {
+        Err(_) => Err(localpair_pairing::Error::CorruptedCode {
             reason: "stdin is not readable text",
         }),
     }
@@ -40,11 +39,12 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
         .map(PairingCode::parse)
         .transpose()
         .map_err(Error::Code)?;
-    let chain = DiscovererChain::for_joining(&registry, &settings).map_err(Error::Config)?;
-    let config = settings.config();
+    let pairing = PairingConfig::from_settings(&settings).map_err(Error::Config)?;
+    let joining = JoinConfig::from_settings(&settings).map_err(Error::Config)?;
+    let chain = joining.chain(&registry, &settings).map_err(Error::Config)?;
     let mut options = JoinOptions::default();
-    options.dial_timeout = Duration::from_millis(config.pairing.dial_timeout_ms);
-    options.deadline = config.join.deadline();
+    options.dial_timeout = Duration::from_millis(pairing.dial_timeout_ms);
+    options.deadline = joining.0.deadline();
     let joined = block_on(async {
         let ctx = context(settings)?;
         let (seen_tx, mut seen_rx) = mpsc::channel(64);
@@ -59,7 +59,7 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
                 Some(code) => Ok(code),
                 None => tokio::task::spawn_blocking(read_code_line)
                     .await
-                    .unwrap_or(Err(localpair_core::Error::CorruptedCode {
+                    .unwrap_or(Err(localpair_pairing::Error::CorruptedCode {
                         reason: "the stdin reader failed",
                     })),
             }
@@ -70,9 +70,9 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
         };
         printer.abort();
         joined.map_err(|e| match e {
-            e @ (localpair_core::Error::CorruptedCode { .. }
-            | localpair_core::Error::NewerCode { .. }) => Error::Code(e),
-            e => Error::Failed(e),
+            e @ (localpair_pairing::Error::CorruptedCode { .. }
+            | localpair_pairing::Error::NewerCode { .. }) => Error::Code(e),
+            e => Error::Pairing(e),
         })
     })?;
     if args.json {

@@ -90,7 +90,7 @@ pub(crate) fn describe_peer(peer: &localpair_core::Peer) -> String {
 
 /// "Paired with …" for people, from either side.
 pub(crate) fn paired_line(
-    peer: &localpair_core::pairing::PairedPeer,
+    peer: &localpair_pairing::PairedPeer,
     via: Option<&str>,
     elapsed: std::time::Duration,
 ) -> String {

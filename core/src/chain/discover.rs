@@ -10,31 +10,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::builder::Chain;
 use super::engine::{self, Goal, Step, Style};
-use super::{Attempt, Failures, Plan};
-use crate::config::Settings;
+use super::{Attempt, Failures};
 use crate::context::Context;
 use crate::discoverer::{PeerDiscoverer, PeerSink};
-use crate::error::Error;
 use crate::identity::DeviceId;
 use crate::peer::Peer;
-use crate::registry::Registry;
 
 /// Discoverers in order, with the plan that runs them.
-#[derive(Clone)]
-pub struct DiscovererChain {
-    plan: Plan,
-    steps: Vec<(String, Arc<dyn PeerDiscoverer>)>,
-}
-
-impl fmt::Debug for DiscovererChain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DiscovererChain")
-            .field("plan", &self.plan)
-            .field("steps", &self.names())
-            .finish()
-    }
-}
+pub type DiscovererChain = Chain<dyn PeerDiscoverer>;
 
 /// A predicate over peers.
 pub type PeerFilter = Arc<dyn Fn(&Peer) -> bool + Send + Sync>;
@@ -76,63 +61,7 @@ pub struct DiscoverReport {
     pub elapsed: Duration,
 }
 
-impl DiscovererChain {
-    /// An empty chain.
-    pub fn new(plan: Plan) -> Self {
-        Self {
-            plan,
-            steps: Vec::new(),
-        }
-    }
-
-    /// Appends a discoverer.
-    #[must_use]
-    pub fn with(mut self, name: impl Into<String>, discoverer: Arc<dyn PeerDiscoverer>) -> Self {
-        self.steps.push((name.into(), discoverer));
-        self
-    }
-
-    /// The chain `[discover]` describes, built from the registry.
-    pub fn from_settings(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
-        Self::from_section(registry, settings, "discover", &settings.config().discover)
-    }
-
-    /// The chain `[join]` describes: what a joiner runs to find its host.
-    pub fn for_joining(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
-        Self::from_section(registry, settings, "join", &settings.config().join)
-    }
-
-    fn from_section(
-        registry: &Registry,
-        settings: &Settings,
-        key: &str,
-        section: &crate::config::ChainConfig,
-    ) -> Result<Self, Error> {
-        let mut chain = Self::new(Plan::from_config(section));
-        for (i, name) in section.order.iter().enumerate() {
-            let discoverer = registry.discoverer(name, &format!("{key}.order[{i}]"), settings)?;
-            chain = chain.with(name.clone(), discoverer);
-        }
-        Ok(chain)
-    }
-
-    /// The plan.
-    pub fn plan(&self) -> Plan {
-        self.plan
-    }
-
-    /// Replaces the plan (e.g. `--timeout` sets the deadline).
-    #[must_use]
-    pub fn with_plan(mut self, plan: Plan) -> Self {
-        self.plan = plan;
-        self
-    }
-
-    /// Strategy names in order.
-    pub fn names(&self) -> Vec<&str> {
-        self.steps.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
+impl Chain<dyn PeerDiscoverer> {
     /// Runs a discovery session until the goal is met, `goal.until` is cancelled or the deadline
     /// passes. Each sighting that brings a new peer or new addresses is also offered to `live`,
     /// stamped with the strategy that made it (dropped if that channel is full: the report has

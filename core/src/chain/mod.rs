@@ -6,6 +6,7 @@
 //! cancelled) and `all` (everything at once, answers merged). Each strategy has its own timeout and
 //! the chain has one overall deadline.
 
+mod builder;
 mod discover;
 mod engine;
 mod resolve;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::{FailureKind, OnError, StrategyError};
 
+pub use builder::Chain;
 pub use discover::{DiscoverReport, DiscovererChain, DiscoveryGoal, PeerFilter};
 pub use resolve::{ResolveReport, ResolverChain};
 
@@ -106,6 +108,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan: `mode`, the stagger delay, the per-strategy limit (if any), the chain's deadline.
+    pub fn new(
+        mode: crate::config::ChainMode,
+        stagger: Duration,
+        strategy_timeout: Option<Duration>,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            mode,
+            stagger,
+            strategy_timeout,
+            deadline,
+        }
+    }
+
     /// The plan a `[resolve]`/`[discover]` section describes.
     pub fn from_config(config: &crate::config::ChainConfig) -> Self {
         Self {

@@ -6,30 +6,16 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::builder::Chain;
 use super::engine::{self, Goal, Step, Style};
-use super::{Attempt, Failures, Outcome, Plan};
+use super::{Attempt, Failures, Outcome};
 use crate::candidate::{Candidate, rank_candidates};
-use crate::config::{ChainMode, Settings};
+use crate::config::ChainMode;
 use crate::context::Context;
-use crate::error::Error;
-use crate::registry::Registry;
 use crate::resolver::AddressResolver;
 
 /// Resolvers in order, with the plan that runs them.
-#[derive(Clone)]
-pub struct ResolverChain {
-    plan: Plan,
-    steps: Vec<(String, Arc<dyn AddressResolver>)>,
-}
-
-impl std::fmt::Debug for ResolverChain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResolverChain")
-            .field("plan", &self.plan)
-            .field("steps", &self.names())
-            .finish()
-    }
-}
+pub type ResolverChain = Chain<dyn AddressResolver>;
 
 /// What a resolver chain run produced.
 #[derive(Debug, Serialize)]
@@ -47,50 +33,7 @@ pub struct ResolveReport {
     pub elapsed: Duration,
 }
 
-impl ResolverChain {
-    /// An empty chain.
-    pub fn new(plan: Plan) -> Self {
-        Self {
-            plan,
-            steps: Vec::new(),
-        }
-    }
-
-    /// Appends a resolver.
-    #[must_use]
-    pub fn with(mut self, name: impl Into<String>, resolver: Arc<dyn AddressResolver>) -> Self {
-        self.steps.push((name.into(), resolver));
-        self
-    }
-
-    /// The chain `[resolve]` describes, built from the registry.
-    pub fn from_settings(registry: &Registry, settings: &Settings) -> Result<Self, Error> {
-        let section = &settings.config().resolve;
-        let mut chain = Self::new(Plan::from_config(section));
-        for (i, name) in section.order.iter().enumerate() {
-            let resolver = registry.resolver(name, &format!("resolve.order[{i}]"), settings)?;
-            chain = chain.with(name.clone(), resolver);
-        }
-        Ok(chain)
-    }
-
-    /// The plan.
-    pub fn plan(&self) -> Plan {
-        self.plan
-    }
-
-    /// Replaces the plan.
-    #[must_use]
-    pub fn with_plan(mut self, plan: Plan) -> Self {
-        self.plan = plan;
-        self
-    }
-
-    /// Strategy names in order.
-    pub fn names(&self) -> Vec<&str> {
-        self.steps.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
+impl Chain<dyn AddressResolver> {
     /// Runs the chain.
     pub async fn resolve(&self, ctx: &Context) -> ResolveReport {
         let started = Instant::now();

@@ -55,8 +55,8 @@ impl AddressResolver for FakeResolver {
                 Ok(vec![candidate])
             }
             Act::Nothing => Ok(vec![]),
-            Act::Fail(kind) => Err(StrategyError::try_next(kind, Fake(self.name))),
-            Act::Stop => Err(StrategyError::stop(FailureKind::Security, Fake(self.name))),
+            Act::Fail(kind) => Err(StrategyError::new(kind, Fake(self.name))),
+            Act::Stop => Err(StrategyError::new(FailureKind::Config, Fake(self.name))),
             Act::Hang => std::future::pending().await,
         }
     }
@@ -341,9 +341,7 @@ impl PeerDiscoverer for FakeDiscoverer {
         sink.stopped().await;
         *self.stopped_cleanly.lock().unwrap() = true;
         match self.silent_error {
-            Some(e) if found == 0 => {
-                Err(StrategyError::try_next(FailureKind::NothingFound, Fake(e)))
-            }
+            Some(e) if found == 0 => Err(StrategyError::new(FailureKind::NothingFound, Fake(e))),
             _ => Ok(()),
         }
     }

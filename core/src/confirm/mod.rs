@@ -10,7 +10,7 @@
 //! ([`report_observation`]); the report is a hint, kept in a small bounded list, which the
 //! `peer-observed` resolver self-confirms before using.
 
-pub mod wire;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::ConfirmConfig;
@@ -28,7 +28,8 @@ use crate::frame::{MAX_FRAME, read_frame, write_frame};
 use crate::identity::{Fingerprint, Identity};
 use crate::serve::{Limits, accept_loop};
 use crate::tls;
-use wire::{CODE_LEN, Message, ScopedIp, Status};
+pub use wire::ScopedIp;
+use wire::{CODE_LEN, Message, Status};
 
 /// Most probes in flight at once; more is a caller bug or abuse.
 const MAX_PENDING: usize = 256;
@@ -142,12 +143,12 @@ impl Confirmer {
             pending: Arc::clone(&pending),
             observed: observed_tx,
         });
-        let limits = Limits {
-            total: config.max_connections,
+        let limits = Limits::new(
+            config.max_connections,
             // A quarter of the slots per address: one chatty peer cannot starve the others.
-            per_source: (config.max_connections / 4).max(4),
-            per_connection: Duration::from_millis(config.handshake_timeout_ms),
-        };
+            (config.max_connections / 4).max(4),
+            Duration::from_millis(config.handshake_timeout_ms),
+        );
         tokio::spawn(accept_loop(
             vec![listener],
             limits,
@@ -191,7 +192,7 @@ impl Confirmer {
     /// Proves `ip` is ours: connects to it with a random code and waits for the code to arrive
     /// through that same local address. `scope` is the interface index for IPv6 link-local.
     pub async fn confirm(&self, ip: IpAddr, scope: u32) -> Result<(), Error> {
-        let code = random_code()?;
+        let code = crate::identity::random_bytes::<CODE_LEN>()?;
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self
@@ -269,17 +270,6 @@ impl Drop for ForgetCode<'_> {
     }
 }
 
-fn random_code() -> Result<[u8; CODE_LEN], Error> {
-    let mut code = [0u8; CODE_LEN];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut code).map_err(|_| {
-        Error::Identity {
-            path: "<rng>".into(),
-            reason: "the OS random generator failed".to_owned(),
-        }
-    })?;
-    Ok(code)
-}
-
 fn socket_addr(ip: ScopedIp, port: u16) -> SocketAddr {
     match ip.ip {
         IpAddr::V4(v4) => SocketAddr::from((v4, port)),
@@ -329,17 +319,8 @@ pub async fn reach(
     let client = tls::client_config(identity, peer_key, tls::ALPN_CONFIRM)?;
     let started = Instant::now();
     let handshake = async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| Error::io(format!("connect {addr}"), e))?;
-        let mut stream = TlsConnector::from(client)
-            .connect(tls::server_name(), tcp)
-            .await
-            .map_err(|e| tls_error(e, addr))?;
-        let took = started.elapsed();
-        // close_notify, so the listener sees an orderly end rather than a reset.
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-        Ok::<_, Error>(took)
+        tls::probe(client, addr).await?;
+        Ok::<_, Error>(started.elapsed())
     };
     tokio::time::timeout(limit, handshake)
         .await
@@ -354,35 +335,10 @@ async fn exchange(
     addr: SocketAddr,
     message: &Message,
 ) -> Result<Message, Error> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
-    let mut stream = TlsConnector::from(Arc::clone(client))
-        .connect(tls::server_name(), tcp)
-        .await
-        .map_err(|e| tls_error(e, addr))?;
+    let mut stream = tls::connect(Arc::clone(client), addr).await?;
     write_frame(&mut stream, &wire::encode(message)).await?;
     let reply = read_frame(&mut stream, MAX_FRAME).await?;
     wire::parse(&reply)
-}
-
-/// TLS failures arrive as `io::Error`s wrapping a `rustls::Error`; unwrap so a pin mismatch stays
-/// recognisable.
-pub(crate) fn tls_error(error: std::io::Error, addr: SocketAddr) -> Error {
-    match error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => match tls::fingerprint_mismatch(tls) {
-            Some(mismatch) => Error::KeyMismatch {
-                addr,
-                expected: mismatch.expected,
-                got: mismatch.got,
-            },
-            None => Error::Tls(tls.clone()),
-        },
-        None => Error::io(format!("TLS handshake with {addr}"), error),
-    }
 }
 
 struct Serve {
@@ -402,7 +358,7 @@ impl Serve {
             .acceptor
             .accept(tcp)
             .await
-            .map_err(|e| tls_error(e, remote))?;
+            .map_err(|e| tls::handshake_error(e, remote))?;
         let reporter = tls::peer_fingerprint(stream.get_ref().1);
         let request = wire::parse(&read_frame(&mut stream, MAX_FRAME).await?)?;
         let status = match request {

@@ -20,7 +20,7 @@ const OBSERVED: u8 = 2;
 const REPLY: u8 = 129;
 
 /// Length of a probe's random code (128 bits).
-pub const CODE_LEN: usize = 16;
+pub(crate) const CODE_LEN: usize = 16;
 
 /// An address with its IPv6 scope (interface index; 0 when not link-local).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +33,7 @@ pub struct ScopedIp {
 
 /// How the listener answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// The message was taken.
     Accepted,
     /// The probe's code is not one we are waiting for.
@@ -44,7 +44,7 @@ pub enum Status {
 
 /// A message of the confirmation protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     /// "I am you; here is the code you are waiting for, sent to this address of yours."
     Probe {
         /// The random code.
@@ -62,7 +62,7 @@ pub enum Message {
 }
 
 /// Encodes a message.
-pub fn encode(message: &Message) -> Vec<u8> {
+pub(crate) fn encode(message: &Message) -> Vec<u8> {
     let mut out = vec![VERSION];
     match message {
         Message::Probe { code, target } => {
@@ -97,7 +97,7 @@ fn malformed(reason: &'static str) -> Error {
     Error::MalformedFrame { reason }
 }
 
-fn read_ip(r: &mut Reader<'_>) -> Result<ScopedIp, Error> {
+fn read_ip(r: &mut Reader<'_, Error>) -> Result<ScopedIp, Error> {
     let ip = r.ip()?;
     let scope = if ip.is_ipv6() {
         u32::from_be_bytes(r.array::<4>()?)
@@ -108,7 +108,7 @@ fn read_ip(r: &mut Reader<'_>) -> Result<ScopedIp, Error> {
 }
 
 /// Parses one payload (already length-capped by the frame reader).
-pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Message, Error> {
     let mut r = Reader::new(bytes, malformed);
     if r.byte()? != VERSION {
         return Err(malformed("unsupported version"));

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +19,11 @@ pub enum Error {
     },
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::Empty(_) => FailureKind::NothingFound,
             Error::NoneConfirmed { .. } => FailureKind::Network,
-        };
-        StrategyError::try_next(kind, error)
+        }
     }
 }

@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use localpair_core::code::Flow;
 use localpair_core::config::{Settings, Source};
-use localpair_core::pairing::{HostOptions, JoinOptions, PairingHost, join};
 use localpair_core::{Context, DiscovererChain, DiscoveryGoal, Registry, ResolverChain};
+use localpair_pairing::code::{Flow, PairingCode};
+use localpair_pairing::{HostOptions, JoinConfig, JoinOptions, PairingHost, join};
 
 // Link the strategies this program uses; they register themselves.
 use localpair_direct as _;
@@ -83,8 +83,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("code {code}");
 
     let joiner = Context::start(settings.clone())?;
-    let join_chain = DiscovererChain::for_joining(&registry, &settings)?;
-    let parsed = localpair_core::code::PairingCode::parse(&code)?;
+    let join_chain = JoinConfig::from_settings(&settings)?.chain(&registry, &settings)?;
+    let parsed = PairingCode::parse(&code)?;
     let (joined, paired) = tokio::join!(
         join(
             &joiner,

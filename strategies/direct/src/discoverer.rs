@@ -84,20 +84,18 @@ impl PeerDiscoverer for Direct {
 #[cfg(test)]
 mod tests {
     use localpair_core::Fingerprint;
-    use localpair_core::code::{Flow, PairingCode, Secret};
 
     use super::*;
 
     #[test]
     fn link_local_is_offered_per_scope() {
-        let code = PairingCode::new(
-            Flow::Pre,
-            4000,
+        let target = JoinTarget::new(
             Fingerprint::from_bytes([1; 32]),
-            Secret::from_bytes([2; 16]),
+            4000,
             vec!["10.0.0.2".parse().unwrap(), "fe80::2".parse().unwrap()],
+            [3; 8],
+            b"test/1",
         );
-        let target = JoinTarget::from_code(&code);
         let addrs = Direct::new(Config::default()).addresses(&target, &[2, 5]);
         let text: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         assert_eq!(

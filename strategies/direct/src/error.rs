@@ -1,6 +1,6 @@
 //! Errors of the direct discoverer.
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// Why `direct` offered nothing.
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +14,11 @@ pub enum Error {
     NoAddress,
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::NoCode => FailureKind::NotApplicable,
             Error::NoAddress => FailureKind::NothingFound,
-        };
-        StrategyError::try_next(kind, error)
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Errors of the interface-sweep resolver.
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// What can go wrong while sweeping interfaces.
 #[derive(Debug, thiserror::Error)]
@@ -23,13 +23,12 @@ pub enum Error {
     Core(#[from] localpair_core::Error),
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::NoPrivateAddress { .. } => FailureKind::NothingFound,
             Error::NoneConfirmed { .. } => FailureKind::Network,
-            Error::Core(_) => FailureKind::Io,
-        };
-        StrategyError::try_next(kind, error)
+            Error::Core(core) => core.failure_kind(),
+        }
     }
 }

@@ -6,8 +6,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use localpair_core::diagnostics::{SelfCheck, Status};
+use localpair_core::check::{SelfCheck, Status};
 use localpair_core::interfaces::Interface;
+use localpair_core::registry::Facts;
 use localpair_core::{
     Advert, Context, Fingerprint, Peer, PeerDiscoverer, PeerSink, StrategyError, async_trait,
 };
@@ -35,9 +36,13 @@ const SELF_TEST_TYPE: &str = "_lp-selftest._udp.local.";
 /// milliseconds; the rest is margin for a loaded machine, inside diagnostics' 1.5 s default.
 const SELF_TEST_WAIT: Duration = Duration::from_millis(1000);
 
+/// The mDNS port (RFC 6762 §3); mdns-sd always uses it.
+const MDNS_PORT: u16 = 5353;
+
 localpair_core::register_discoverer! {
     name: NAME,
     summary: "mDNS/DNS-SD: announces and browses _localpair._tcp.local. (mdns-sd; interoperates with avahi, Bonjour, zeroconf)",
+    facts: |_| Ok(Facts::new().udp_port(MDNS_PORT, "mDNS").self_check()),
     build: |table| Ok(Arc::new(Mdns::new(table.extract()?))),
 }
 
@@ -82,7 +87,7 @@ impl PeerDiscoverer for Mdns {
     /// browses that type, and waits for our own announcement to come back through multicast
     /// loopback: it proves the mDNS group is joined and sending is not filtered on this device,
     /// not that other devices hear it.
-    async fn self_check(&self, ctx: &Context) -> Option<SelfCheck> {
+    async fn self_check(&self, ctx: &Context, _limit: Duration) -> Option<SelfCheck> {
         Some(self_test(ctx, self.config.ipv6).await)
     }
 }

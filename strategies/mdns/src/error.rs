@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use localpair_core::{DeviceId, FailureKind, StrategyError};
+use localpair_core::{Classify, DeviceId, FailureKind};
 
 /// What can go wrong while announcing and browsing over mDNS, or while reading a peer's TXT record.
 #[derive(Debug, thiserror::Error)]
@@ -145,26 +145,26 @@ impl Error {
     }
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::NoInterfaces { .. } => FailureKind::NotApplicable,
-            Error::Core(_) | Error::Daemon { .. } => FailureKind::Io,
+            Error::Core(core) => core.failure_kind(),
+            Error::Daemon { .. } => FailureKind::Io,
             Error::NothingFound(_) => FailureKind::NothingFound,
             Error::MalformedTxt { .. }
             | Error::ZeroPort
             | Error::TxtTooLarge { .. }
             | Error::UnsupportedVersion { .. } => FailureKind::Protocol,
             Error::IdMismatch { .. } => FailureKind::Security,
-        };
-        StrategyError::try_next(kind, error)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use localpair_core::OnError;
+    use localpair_core::{OnError, StrategyError};
 
     fn silence() -> Silence {
         Silence {

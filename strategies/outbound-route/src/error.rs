@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// What can go wrong while finding the outbound address.
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +41,14 @@ pub enum Error {
     },
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::NoRoute { .. } => FailureKind::Network,
             Error::NoTargets => FailureKind::Config,
             Error::Excluded { .. } => FailureKind::NotApplicable,
-            Error::Core(_) => FailureKind::Io,
+            Error::Core(core) => core.failure_kind(),
             Error::NotConfirmed { .. } => FailureKind::Network,
-        };
-        StrategyError::try_next(kind, error)
+        }
     }
 }

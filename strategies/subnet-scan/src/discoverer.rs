@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localpair_core::interfaces::Interface;
+use localpair_core::tls;
 use localpair_core::{Context, Peer, PeerDiscoverer, PeerSink, StrategyError, async_trait};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -88,14 +89,14 @@ impl PeerDiscoverer for SubnetScan {
         }
         tracing::info!(count = addresses.len(), subnets = %subnets.join(", "), port = target.port, "subnet scan started");
         let slots = Arc::new(Semaphore::new(self.config.parallel.max(1)));
+        let pinned = tls::client_config(ctx.identity(), target.fingerprint, target.alpn)?;
         let timeout = Duration::from_millis(self.config.connect_timeout_ms);
         // Dropping the set (on stop) aborts every probe still running.
         let mut probes = JoinSet::new();
         for ip in &addresses {
             let addr = SocketAddr::from((*ip, target.port));
             let slots = Arc::clone(&slots);
-            let identity = Arc::clone(ctx.identity());
-            let fingerprint = target.fingerprint;
+            let pinned = Arc::clone(&pinned);
             probes.spawn(async move {
                 let _slot = slots.acquire_owned().await;
                 let open = matches!(
@@ -105,11 +106,9 @@ impl PeerDiscoverer for SubnetScan {
                 if !open {
                     return (addr, false, false);
                 }
-                let keyed = tokio::time::timeout(
-                    timeout * 4,
-                    localpair_core::pairing::probe(&identity, fingerprint, addr),
-                )
-                .await;
+                // A TLS handshake pinned to the target's key: the port is its listener, not
+                // another program's.
+                let keyed = tokio::time::timeout(timeout * 4, tls::probe(pinned, addr)).await;
                 (addr, true, matches!(keyed, Ok(Ok(()))))
             });
         }

@@ -1,6 +1,6 @@
 //! Errors of the subnet scan.
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// Why the scan found nothing.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +34,12 @@ pub enum Error {
     },
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::NoCode | Error::NotStarted { .. } => FailureKind::NotApplicable,
             Error::NoSubnet => FailureKind::NothingFound,
             Error::NotFound { .. } => FailureKind::NothingFound,
-        };
-        StrategyError::try_next(kind, error)
+        }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use localpair_core::registry::Facts;
 use localpair_core::{Context, PeerDiscoverer, PeerSink, SelfCheck, StrategyError, async_trait};
 
 use crate::config::Config;
@@ -16,6 +17,13 @@ pub const NAME: &str = "udp-multicast";
 localpair_core::register_discoverer! {
     name: NAME,
     summary: "announces on a UDP multicast group (239.255.76.80 / ff12::4c50:1, port 19536) and lists the devices heard",
+    facts: |table| {
+        let config: Config = table.extract()?;
+        Ok(Facts::new()
+            .udp_port(config.port, "udp-multicast")
+            .reports_observations()
+            .self_check())
+    },
     build: |table| Ok(Arc::new(UdpMulticast::new(table.extract()?))),
 }
 
@@ -74,8 +82,8 @@ impl PeerDiscoverer for UdpMulticast {
         .into())
     }
 
-    async fn self_check(&self, ctx: &Context) -> Option<SelfCheck> {
-        Some(crate::probe::self_check(ctx, &self.config).await)
+    async fn self_check(&self, ctx: &Context, limit: Duration) -> Option<SelfCheck> {
+        Some(crate::probe::self_check(ctx, &self.config, limit).await)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Errors of the udp-multicast discoverer and the peer-observed resolver.
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// What can go wrong; each message says what was tried, with numbers, because it ends up in the
 /// attempt record people read when discovery fails.
@@ -79,37 +79,25 @@ impl Error {
     }
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::Config { .. } => FailureKind::Config,
-            Error::Core(core) if is_config(core) => FailureKind::Config,
-            Error::Core(_) | Error::Sockets { .. } => FailureKind::Io,
+            Error::Core(core) => core.failure_kind(),
+            Error::Sockets { .. } => FailureKind::Io,
             Error::NoInterfaces { .. } => FailureKind::NotApplicable,
             Error::Oversized { .. } | Error::Malformed { .. } => FailureKind::Protocol,
             Error::NothingHeard { .. } | Error::NotObserved { .. } => FailureKind::NothingFound,
             Error::NotConfirmed { .. } => FailureKind::Network,
-        };
-        if kind == FailureKind::Config {
-            // Every later strategy reads the same broken file: say so once and stop.
-            StrategyError::stop(kind, error)
-        } else {
-            StrategyError::try_next(kind, error)
         }
     }
-}
-
-fn is_config(error: &localpair_core::Error) -> bool {
-    matches!(
-        error,
-        localpair_core::Error::Config(_) | localpair_core::Error::InvalidPattern { .. }
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use localpair_core::OnError;
+    use localpair_core::StrategyError;
 
     #[test]
     fn kinds_and_reactions() {

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use localpair_core::diagnostics::Status;
+use localpair_core::check::Status;
 use localpair_core::{Context, Fingerprint, SelfCheck};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -119,11 +119,10 @@ pub(crate) async fn loopback_test(
     Ok(results)
 }
 
-/// The diagnostics hook: the loopback test within two thirds of the configured limit (the caller
-/// cuts it off at the limit), as a pass / warn / fail line with the numbers in `details`.
-pub(crate) async fn self_check(ctx: &Context, config: &Config) -> SelfCheck {
-    let limit =
-        (ctx.config().diagnostics.self_check_timeout() * 2 / 3).max(Duration::from_millis(50));
+/// The diagnostics hook: the loopback test within two thirds of the caller's limit (it cuts us
+/// off at the limit), as a pass / warn / fail line with the numbers in `details`.
+pub(crate) async fn self_check(ctx: &Context, config: &Config, limit: Duration) -> SelfCheck {
+    let limit = (limit * 2 / 3).max(Duration::from_millis(50));
     let groups = json!({
         "ipv4": format!("{}:{}", config.group_v4, config.port),
         "ipv6": config.ipv6.then(|| format!("[{}]:{}", config.group_v6, config.port)),

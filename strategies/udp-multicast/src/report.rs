@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use localpair_core::confirm::{report_observation, wire::ScopedIp};
+use localpair_core::confirm::{ScopedIp, report_observation};
 use localpair_core::{Fingerprint, Identity};
 use tokio::task::JoinSet;
 use tokio::time::Instant;

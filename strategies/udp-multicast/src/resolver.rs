@@ -25,7 +25,12 @@ pub const RESOLVER_NAME: &str = "peer-observed";
 localpair_core::register_resolver! {
     name: RESOLVER_NAME,
     summary: "announces over udp-multicast and takes the address a peer reports seeing us at, self-confirmed",
-    build: |table| Ok(Arc::new(PeerObserved::new(table.extract()?))),
+    build: |table| {
+        let config = table.extract()?;
+        // The group, port and timing are the discoverer's: read its table now, not per resolve.
+        let shared = table.settings().strategy_table(crate::NAME).extract()?;
+        Ok(Arc::new(PeerObserved::new(config, shared)))
+    },
 }
 
 /// After the first confirmed address, how long to wait for more (other interfaces, other
@@ -40,12 +45,13 @@ const CHECK_GRACE: Duration = Duration::from_millis(1500);
 #[derive(Debug, Clone, Default)]
 pub struct PeerObserved {
     config: ObserveConfig,
+    shared: Config,
 }
 
 impl PeerObserved {
-    /// A resolver with these options.
-    pub fn new(config: ObserveConfig) -> Self {
-        Self { config }
+    /// A resolver with these options, announcing with the discoverer's `shared` options.
+    pub fn new(config: ObserveConfig, shared: Config) -> Self {
+        Self { config, shared }
     }
 
     /// Its options.
@@ -59,12 +65,7 @@ impl AddressResolver for PeerObserved {
     async fn resolve(&self, ctx: &Context) -> Result<Vec<Candidate>, StrategyError> {
         let confirmer = ctx.confirmer()?;
         self.config.validate()?;
-        let shared: Config = ctx
-            .settings()
-            .strategy_table(crate::NAME)
-            .extract()
-            .map_err(Error::from)?;
-        Ok(Run::new(ctx, confirmer, shared, &self.config)?
+        Ok(Run::new(ctx, confirmer, self.shared.clone(), &self.config)?
             .wait()
             .await?)
     }
@@ -359,7 +360,7 @@ mod tests {
             let confirmer = Confirmer::start(Arc::clone(&me), Default::default()).unwrap();
             let peer = localpair_core::Identity::ephemeral("peer").unwrap();
             let listener = std::net::SocketAddr::from(([127, 0, 0, 1], confirmer.port()));
-            let seen = localpair_core::confirm::wire::ScopedIp { ip, scope: 0 };
+            let seen = localpair_core::confirm::ScopedIp { ip, scope: 0 };
             localpair_core::confirm::report_observation(
                 &peer,
                 listener,

@@ -141,10 +141,8 @@ pub(crate) struct Jitter(u64);
 
 impl Jitter {
     pub(crate) fn new() -> Self {
-        let mut seed = [0u8; 8];
-        let seed = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        {
-            Ok(()) => u64::from_le_bytes(seed),
+        let seed = match localpair_core::identity::random_bytes::<8>() {
+            Ok(seed) => u64::from_le_bytes(seed),
             // Without OS randomness, the clock still differs between hosts.
             Err(_) => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -253,7 +253,7 @@ fn advert_changes_are_announced_at_once() {
                     loop {
                         tokio::select! {
                             got = rx.recv() => match got {
-                                Some((_, peer)) => seen.push((started.elapsed(), peer)),
+                                Some(peer) => seen.push((started.elapsed(), peer)),
                                 None => break,
                             },
                             () = &mut limit => break,
@@ -395,7 +395,10 @@ fn loopback_test_sees_its_probe_and_announces_nothing() {
                     .await
                     .unwrap();
                 // The diagnostics hook is the same test, summarised.
-                let check = discoverer.self_check(&ctx).await.unwrap();
+                let check = discoverer
+                    .self_check(&ctx, Duration::from_millis(1500))
+                    .await
+                    .unwrap();
                 (links, check)
             })
         })

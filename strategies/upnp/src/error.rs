@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use localpair_core::{FailureKind, StrategyError};
+use localpair_core::{Classify, FailureKind};
 
 /// What can go wrong while finding the gateway, asking it, or mapping a port.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +87,9 @@ pub enum Error {
     Core(#[from] localpair_core::Error),
 }
 
-impl From<Error> for StrategyError {
-    fn from(error: Error) -> Self {
-        let kind = match &error {
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
             Error::InvalidConfig { .. } => FailureKind::Config,
             Error::NoInterface | Error::UnknownLocalAddr { .. } => FailureKind::NotApplicable,
             Error::NoGateway { .. } => FailureKind::NothingFound,
@@ -97,12 +97,7 @@ impl From<Error> for StrategyError {
             Error::AddPort { .. } | Error::RemovePort { .. } | Error::NotConfirmed { .. } => {
                 FailureKind::Network
             }
-            Error::Core(_) => FailureKind::Io,
-        };
-        if kind == FailureKind::Config {
-            StrategyError::stop(kind, error)
-        } else {
-            StrategyError::try_next(kind, error)
+            Error::Core(core) => core.failure_kind(),
         }
     }
 }
@@ -164,6 +159,7 @@ impl fmt::Display for Searches<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use localpair_core::StrategyError;
 
     #[test]
     fn no_gateway_message_names_interface_searches_and_time() {

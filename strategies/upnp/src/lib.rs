@@ -49,13 +49,13 @@
 mod config;
 mod error;
 mod gateway;
+mod info;
 mod mapping;
 mod resolver;
 mod ssdp;
 
 pub use config::Config;
 pub use error::{Error, SearchReport};
-pub use gateway::{AddressScope, GatewayInfo};
-pub use igd_next;
+pub use info::{AddressScope, GatewayInfo};
 pub use mapping::Mapping;
 pub use resolver::{NAME, OTHERS_GRACE, Upnp, map_pairing_port};

@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use localpair_core::config::Settings;
 use localpair_core::interfaces::{DEFAULT_ROUTE_PROBES, Interface, default_route_interfaces};
+use localpair_core::registry::Facts;
 use localpair_core::{
     AddressResolver, Candidate, Confirmation, Context, InterfaceClass, StrategyError, async_trait,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use localpair_core::diagnostics::{SelfCheck, Status};
+use localpair_core::check::{SelfCheck, Status};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::gateway::{self, Failure, GatewayInfo, Target};
+use crate::gateway::{self, Failure, Target};
+use crate::info::GatewayInfo;
 use crate::mapping::{Mapper, Mapping, Request};
 
 /// Registry name.
@@ -30,6 +32,7 @@ pub const OTHERS_GRACE: Duration = Duration::from_millis(250);
 localpair_core::register_resolver! {
     name: NAME,
     summary: "the address facing the UPnP IGD gateway (SSDP search on each interface), with the gateway's external address; double NAT flagged",
+    facts: |_| Ok(Facts::new().udp_port(crate::ssdp::PORT, "SSDP").self_check()),
     build: |table| Ok(Arc::new(Upnp::new(table.extract()?))),
 }
 
@@ -236,7 +239,7 @@ impl AddressResolver for Upnp {
         self.run(ctx).await
     }
 
-    async fn self_check(&self, ctx: &Context) -> Option<SelfCheck> {
+    async fn self_check(&self, ctx: &Context, _limit: Duration) -> Option<SelfCheck> {
         let check = match self.probe(ctx).await {
             Ok(info) => {
                 let status = if info.double_nat || info.external_ip.is_none() {

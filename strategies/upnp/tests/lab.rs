@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use igd_next::GetGenericPortMappingEntryError;
 use localpair_core::config::{Settings, Source};
 use localpair_core::{Confirmation, Context, FailureKind, ResolverChain, StrategyError};
 use localpair_lab::{DEFAULT_GATEWAY, HostSpec, Lab, LabError, Router, RouterSpec, lab_or_skip};
-use localpair_upnp::igd_next::GetGenericPortMappingEntryError;
 use localpair_upnp::{Config, Error, Upnp, map_pairing_port};
 
 /// A router with miniupnpd, or `None` (after saying why) when miniupnpd is missing outside CI.

@@ -104,7 +104,7 @@ impl Node {
                     let sink = PeerSink::standalone(tx, stop);
                     let started = Instant::now();
                     let forward = async {
-                        while let Some((_, peer)) = rx.recv().await {
+                        while let Some(peer) = rx.recv().await {
                             let _ = peer_tx.send((peer, started.elapsed()));
                         }
                     };

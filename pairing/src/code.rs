@@ -23,9 +23,9 @@ use std::net::IpAddr;
 use data_encoding::BASE32_NOPAD;
 use ring::hmac;
 
-use crate::bytes::Reader;
 use crate::error::Error;
-use crate::identity::{DeviceId, Fingerprint};
+use localpair_core::bytes::Reader;
+use localpair_core::identity::{DeviceId, Fingerprint};
 
 /// What the text form starts with.
 pub const PREFIX: &str = "LP:";
@@ -83,14 +83,7 @@ impl Role {
 impl Secret {
     /// A fresh secret from the OS random generator.
     pub fn generate() -> Result<Self, Error> {
-        let mut bytes = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
-            |_| Error::Identity {
-                path: "<rng>".into(),
-                reason: "the OS random generator failed".to_owned(),
-            },
-        )?;
-        Ok(Self(bytes))
+        Ok(Self(localpair_core::identity::random_bytes()?))
     }
 
     /// Wraps raw bytes (tests and decoding).
@@ -197,7 +190,7 @@ impl PairingCode {
         let count = self.candidates.len().min(MAX_CANDIDATES);
         out.push(u8::try_from(count).unwrap_or(0));
         for ip in self.candidates.iter().take(count) {
-            crate::bytes::put_ip(&mut out, *ip);
+            localpair_core::bytes::put_ip(&mut out, *ip);
         }
         let checksum = checksum(&out);
         out.extend_from_slice(&checksum);

@@ -1,5 +1,5 @@
 //! Check 6: each discoverer's multicast self-test
-//! ([`PeerDiscoverer::self_check`](crate::PeerDiscoverer::self_check)), side by side.
+//! ([`PeerDiscoverer::self_check`](localpair_core::PeerDiscoverer::self_check)), side by side.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::peers::{discoverers, ports};
+use super::peers::{discoverers, facts, ports};
 use super::report::{SelfCheck, Status};
 use super::runner::{BoxFuture, Env, Finding, State, millis};
 
@@ -35,7 +35,8 @@ pub(crate) fn check_multicast<'a>(env: &'a Env, state: &'a mut State) -> BoxFutu
                     let ctx = env.ctx.clone();
                     let handle = hooks.spawn(async move {
                         let started = Instant::now();
-                        let result = tokio::time::timeout(limit, discoverer.self_check(&ctx)).await;
+                        let result =
+                            tokio::time::timeout(limit, discoverer.self_check(&ctx, limit)).await;
                         (result, started.elapsed())
                     });
                     index_of.insert(handle.id(), i);
@@ -112,7 +113,7 @@ pub(crate) fn check_multicast<'a>(env: &'a Env, state: &'a mut State) -> BoxFutu
         let names: Vec<String> = built.iter().map(|(n, _)| n.clone()).collect();
         let details = json!({
             "by_strategy": rows,
-            "udp_ports": ports(env.ctx.settings(), &names),
+            "udp_ports": ports(&facts(env)),
         });
         if parts.is_empty() {
             let asked = if names.is_empty() {

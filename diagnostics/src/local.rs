@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use super::interfaces::{Link, list_links};
 use super::report::Status;
 use super::runner::{BoxFuture, Env, Finding, State, millis};
-use crate::candidate::{Confirmation, InterfaceClass, is_link_local};
-use crate::chain::{ResolverChain, explain};
-use crate::error::Error;
-use crate::interfaces::Dad;
+use localpair_core::Error;
+use localpair_core::candidate::{Confirmation, InterfaceClass, is_link_local};
+use localpair_core::chain::{ResolverChain, explain};
+use localpair_core::interfaces::Dad;
 
 /// A self-connection goes through loopback on every OS, so it cannot vouch for more than this.
 const LOCAL_ONLY: &str = "a connection to one's own address goes through loopback: this proves \
@@ -264,6 +264,7 @@ pub(crate) fn check_resolvers<'a>(env: &'a Env, _state: &'a mut State) -> BoxFut
             Confirmation::None => "unconfirmed",
             Confirmation::Local => "confirmed locally",
             Confirmation::Peer => "confirmed by a peer",
+            _ => "confirmed",
         };
         let mut summary = format!(
             "best address {}{at} ({}, {confirmed}) via {}; {} candidate(s)",

@@ -14,7 +14,7 @@ use crate::error::Error;
 
 const VERSION: u8 = 1;
 /// Longest device name exchanged.
-pub const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 
 /// Why the host refused a joiner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -69,7 +69,7 @@ impl Refusal {
 /// A pairing message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Message {
+pub(crate) enum Message {
     /// The joiner proves it holds the secret.
     JoinerProof([u8; 32]),
     /// The host proves it holds the secret too.
@@ -84,7 +84,7 @@ pub enum Message {
 }
 
 /// Encodes a message; names are cut to [`MAX_NAME`] bytes on a character boundary.
-pub fn encode(message: &Message) -> Vec<u8> {
+pub(crate) fn encode(message: &Message) -> Vec<u8> {
     let mut out = vec![VERSION];
     match message {
         Message::JoinerProof(proof) => {
@@ -113,7 +113,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
 }
 
 fn malformed(reason: &'static str) -> Error {
-    Error::MalformedFrame { reason }
+    Error::Malformed { reason }
 }
 
 fn proof(body: &[u8]) -> Result<[u8; 32], Error> {
@@ -121,7 +121,7 @@ fn proof(body: &[u8]) -> Result<[u8; 32], Error> {
 }
 
 /// Parses one payload.
-pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Message, Error> {
     let [version, kind, body @ ..] = bytes else {
         return Err(malformed("truncated"));
     };

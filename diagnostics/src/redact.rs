@@ -11,11 +11,11 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::report::Report;
-use crate::interfaces::is_private;
+use localpair_core::interfaces::is_private;
 
 pub(super) fn report(report: &Report, extra_names: &[String]) -> Report {
     let mut names: Vec<String> = extra_names.to_vec();
-    names.push(crate::identity::host_name());
+    names.push(localpair_core::identity::host_name());
     if let Some(device) = &report.device {
         names.push(device.name.clone());
     }
@@ -264,8 +264,12 @@ mod tests {
         let mut report = Report::from_checks(vec![check]);
         report.device = Some(DeviceInfo {
             name: "Ada's phone".into(),
-            id: crate::Identity::ephemeral("x").unwrap().device_id(),
-            fingerprint: crate::Identity::ephemeral("x").unwrap().fingerprint(),
+            id: localpair_core::Identity::ephemeral("x")
+                .unwrap()
+                .device_id(),
+            fingerprint: localpair_core::Identity::ephemeral("x")
+                .unwrap()
+                .fingerprint(),
             listener_port: Some(4000),
         });
         let (entries, _) = {

@@ -5,16 +5,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use localpair_core::{
+    Context, Identity, Peer, PeerDiscoverer, PeerSink, StrategyError, async_trait, tls,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::wire::{Message, Refusal};
 use super::*;
-use crate::chain::{DiscovererChain, Plan};
 use crate::code::{PairingCode, Role, Secret};
-use crate::config::{ChainMode, Settings, Source};
-use crate::{Context, Error, Identity, Peer, PeerDiscoverer, PeerSink, StrategyError, tls};
+use localpair_core::chain::{DiscovererChain, Plan};
+use localpair_core::config::{ChainMode, Settings, Source};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -48,12 +49,12 @@ fn ctx(name: &str) -> Context {
 }
 
 fn chain() -> DiscovererChain {
-    DiscovererChain::new(Plan {
-        mode: ChainMode::All,
-        stagger: Duration::ZERO,
-        strategy_timeout: None,
-        deadline: Duration::from_secs(10),
-    })
+    DiscovererChain::new(Plan::new(
+        ChainMode::All,
+        Duration::ZERO,
+        None,
+        Duration::from_secs(10),
+    ))
     .with("direct", Arc::new(CodeAddresses))
 }
 
@@ -196,7 +197,7 @@ async fn impostor_with_another_key_is_refused() {
 async fn send_proof(code: &PairingCode, proof: [u8; 32]) -> Message {
     let identity = Identity::ephemeral("replayer").unwrap();
     let tcp = TcpStream::connect((LOOPBACK, code.port)).await.unwrap();
-    let config = tls::client_config(&identity, code.fingerprint, tls::ALPN_PAIR).unwrap();
+    let config = tls::client_config(&identity, code.fingerprint, ALPN).unwrap();
     let mut stream = TlsConnector::from(config)
         .connect(tls::server_name(), tcp)
         .await

@@ -39,7 +39,8 @@ fn peer_label(peer: &Value) -> String {
     }
 }
 
-/// "UDP 19536 (udp-multicast) and 5353 (mDNS)", from a check's `udp_ports`.
+/// "UDP 5353 (mDNS) and 19536 (udp-multicast)", from a check's `udp_ports` (protocol → port, as
+/// the discoverers declared them).
 fn udp_ports(checks: &[Check]) -> String {
     let ports = ["peer-discovery", "multicast"]
         .iter()
@@ -48,16 +49,12 @@ fn udp_ports(checks: &[Check]) -> String {
     let list: Vec<String> = ports
         .map(|p| {
             p.iter()
-                .filter_map(|(strategy, port)| {
-                    let port = port.as_u64()?;
-                    let label = if strategy == "mdns" { "mDNS" } else { strategy };
-                    Some(format!("{port} ({label})"))
-                })
+                .filter_map(|(protocol, port)| Some(format!("{} ({protocol})", port.as_u64()?)))
                 .collect()
         })
         .unwrap_or_default();
     if list.is_empty() {
-        "the discoverers' UDP ports (mDNS: 5353)".to_owned()
+        "the discoverers' UDP ports".to_owned()
     } else {
         format!("UDP {}", list.join(" and "))
     }
@@ -404,7 +401,7 @@ mod tests {
             json!({
                 "found": found,
                 "peers": peers,
-                "udp_ports": {"udp-multicast": 19536, "mdns": 5353},
+                "udp_ports": {"udp-multicast": 19536, "mDNS": 5353},
                 "listener_port": 40000,
             }),
         )

@@ -5,47 +5,45 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::report::{PeerRow, Status};
 use super::runner::{BoxFuture, Env, Finding, State, millis};
-use crate::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, Plan};
-use crate::config::{ChainMode, Settings};
-use crate::context::Context;
-use crate::discoverer::PeerDiscoverer;
-use crate::peer::Peer;
+use localpair_core::Context;
+use localpair_core::Peer;
+use localpair_core::PeerDiscoverer;
+use localpair_core::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, Plan};
+use localpair_core::config::ChainMode;
+use localpair_core::registry::Facts;
 
-/// Discoverers that tell a peer's listener where they heard it (`confirm::report_observation`).
-/// Only for peers they found does a missing report mean the peer did not hear us.
-const REPORTS_OBSERVATIONS: &[&str] = &["udp-multicast"];
-
-/// UDP ports of the built-in multicast discoverers, for hints ("allow UDP 5353"); a
-/// `port` key in the strategy's table wins.
-fn udp_port(settings: &Settings, strategy: &str) -> Option<u16> {
-    #[derive(Deserialize)]
-    struct PortOnly {
-        port: Option<u16>,
-    }
-    let configured = settings
-        .strategy_table(strategy)
-        .extract::<PortOnly>()
-        .ok()
-        .and_then(|t| t.port);
-    configured.or(match strategy {
-        "mdns" => Some(5353),
-        // The udp-multicast crate's default port.
-        "udp-multicast" => Some(19536),
-        _ => None,
-    })
+/// The UDP ports the `[discover]` strategies declared ([`Facts`]), by protocol, for hints
+/// ("allow UDP …"); a custom strategy that declares a port shows up like a built-in one.
+pub(super) fn ports(facts: &[(String, Facts)]) -> serde_json::Map<String, Value> {
+    facts
+        .iter()
+        .flat_map(|(_, f)| &f.udp_ports)
+        .map(|p| (p.protocol.to_owned(), Value::from(p.port)))
+        .collect()
 }
 
-pub(super) fn ports(settings: &Settings, names: &[String]) -> serde_json::Map<String, Value> {
-    names
+/// The `[discover]` strategies' declared [`Facts`], in order; a strategy that cannot say
+/// (not linked, a broken table) declares nothing.
+pub(crate) fn facts(env: &Env) -> Vec<(String, Facts)> {
+    let settings = env.ctx.settings();
+    settings
+        .config()
+        .discover
+        .order
         .iter()
-        .filter_map(|n| udp_port(settings, n).map(|p| (n.clone(), Value::from(p))))
+        .map(|name| {
+            let facts = env
+                .registry
+                .facts::<dyn PeerDiscoverer>(name, settings)
+                .unwrap_or_default();
+            (name.clone(), facts)
+        })
         .collect()
 }
 
@@ -120,17 +118,21 @@ fn merge(rows: &mut Vec<PeerRow>, strategy: &str, peers: &[Peer]) {
 
 /// Marks the rows whose peer reported hearing us, and adds a row for every reporter we did not
 /// find ourselves (it hears us, we do not hear it).
-pub(crate) fn refresh_heard_us(ctx: &Context, rows: &mut Vec<PeerRow>) {
+pub(crate) fn refresh_heard_us(ctx: &Context, facts: &[(String, Facts)], rows: &mut Vec<PeerRow>) {
+    // Only for peers found by a strategy that reports observations does a missing report mean
+    // the peer did not hear us.
+    let reporters: Vec<&str> = facts
+        .iter()
+        .filter(|(_, f)| f.reports_observations)
+        .map(|(n, _)| n.as_str())
+        .collect();
     let observations = match ctx.confirmer() {
         Ok(confirmer) => confirmer.observations().borrow().clone(),
         Err(_) => return,
     };
     for row in rows.iter_mut() {
         let heard = observations.iter().any(|o| o.reporter == row.fingerprint);
-        let can_tell = row
-            .found_by
-            .iter()
-            .any(|s| REPORTS_OBSERVATIONS.contains(&s.as_str()));
+        let can_tell = row.found_by.iter().any(|s| reporters.contains(&s.as_str()));
         row.heard_us = if heard {
             Some(true)
         } else if can_tell {
@@ -264,8 +266,8 @@ pub(crate) fn check_discovery<'a>(env: &'a Env, state: &'a mut State) -> BoxFutu
                 "error": attempt.and_then(|a| a.error.clone()),
             }));
         }
-        refresh_heard_us(&env.ctx, &mut rows);
-        let names: Vec<String> = built.iter().map(|(n, _)| n.clone()).collect();
+        let facts = facts(env);
+        refresh_heard_us(&env.ctx, &facts, &mut rows);
         let ran: Vec<&str> = built
             .iter()
             .zip(&reports)
@@ -333,8 +335,8 @@ pub(crate) fn check_discovery<'a>(env: &'a Env, state: &'a mut State) -> BoxFutu
             "peers": rows,
             "found": found.len(),
             "heard_by_unseen": unseen.len(),
-            "udp_ports": ports(settings, &names),
-            "listener_port": env.ctx.confirmer().ok().map(crate::Confirmer::port),
+            "udp_ports": ports(&facts),
+            "listener_port": env.ctx.confirmer().ok().map(localpair_core::Confirmer::port),
         });
         state.matrix = rows;
         Finding::new(status, summary, details).with_errors(errors)

@@ -13,11 +13,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
-use crate::confirm::tls_error;
 use crate::error::Error;
-use crate::identity::Identity;
-use crate::serve::{Limits, accept_loop};
-use crate::tls;
+use localpair_core::identity::Identity;
+use localpair_core::serve::{Limits, accept_loop};
+use localpair_core::tls;
 
 /// How a host listens.
 #[derive(Debug, Clone)]
@@ -104,7 +103,7 @@ fn bind(ip: IpAddr, port: u16) -> Result<std::net::TcpListener, Error> {
     let addr = match ip {
         // A link-local address is bound with its interface as the scope.
         IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            let scope = crate::interfaces::list_all()?
+            let scope = localpair_core::interfaces::list_all()?
                 .iter()
                 .find(|i| i.has_addr(ip))
                 .and_then(|i| i.index)
@@ -214,14 +213,13 @@ impl PairingHost {
             started: now,
             options,
         });
-        let acceptor =
-            TlsAcceptor::from(tls::server_config(&shared.identity, None, tls::ALPN_PAIR)?);
+        let acceptor = TlsAcceptor::from(tls::server_config(&shared.identity, None, crate::ALPN)?);
         let stop = CancellationToken::new();
-        let limits = Limits {
-            total: shared.options.max_unauthenticated,
-            per_source: shared.options.max_per_source,
-            per_connection: shared.options.handshake_timeout,
-        };
+        let limits = Limits::new(
+            shared.options.max_unauthenticated,
+            shared.options.max_per_source,
+            shared.options.handshake_timeout,
+        );
         let serving = Arc::clone(&shared);
         tokio::spawn(accept_loop(
             listeners,
@@ -271,7 +269,7 @@ impl PairingHost {
             tokio::select! {
                 changed = outcome.changed() => {
                     if changed.is_err() {
-                        return Err(Error::ListenerClosed);
+                        return Err(localpair_core::Error::ListenerClosed.into());
                     }
                 }
                 () = &mut expiry => {
@@ -302,10 +300,10 @@ async fn serve(
     let mut stream = acceptor
         .accept(tcp)
         .await
-        .map_err(|e| tls_error(e, remote))?;
+        .map_err(|e| tls::handshake_error(e, remote))?;
     let (joiner_key, exporter) = {
         let conn = stream.get_ref().1;
-        let key = tls::peer_fingerprint(conn).ok_or(Error::MalformedFrame {
+        let key = tls::peer_fingerprint(conn).ok_or(Error::Malformed {
             reason: "no client key",
         })?;
         let mut exporter = [0u8; 32];
@@ -313,7 +311,7 @@ async fn serve(
         (key, exporter)
     };
     let Message::JoinerProof(proof) = read_message(&mut stream).await? else {
-        return Err(Error::MalformedFrame {
+        return Err(Error::Malformed {
             reason: "expected the joiner's proof",
         });
     };
@@ -350,7 +348,7 @@ async fn serve(
     )
     .await?;
     let Message::Info { name } = read_message(&mut stream).await? else {
-        return Err(Error::MalformedFrame {
+        return Err(Error::Malformed {
             reason: "expected the joiner's info",
         });
     };

@@ -7,23 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::Message;
 use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
-use crate::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, explain};
 use crate::code::{PairingCode, Role};
-use crate::confirm::tls_error;
-use crate::context::{Context, JoinTarget};
 use crate::error::Error;
-use crate::identity::Identity;
-use crate::peer::Peer;
-use crate::tls;
+use localpair_core::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, explain};
+use localpair_core::identity::Identity;
+use localpair_core::tls;
+use localpair_core::{Context, JoinTarget, Peer};
 
 /// How a joiner dials.
 #[derive(Debug, Clone)]
@@ -76,7 +72,7 @@ pub struct Joined {
     /// The strategy whose address paired.
     pub via: String,
     /// From start to pairing.
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::serde_millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "localpair_core::serde_millis")]
     pub elapsed: Duration,
     /// Every dial.
     pub dials: Vec<DialRecord>,
@@ -108,14 +104,8 @@ async fn dial_in_turn(
     addr: SocketAddr,
     turn: &ProofTurn,
 ) -> Result<PairedPeer, Error> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
-    let config = tls::client_config(identity, code.fingerprint, tls::ALPN_PAIR)?;
-    let mut stream = TlsConnector::from(config)
-        .connect(tls::server_name(), tcp)
-        .await
-        .map_err(|e| tls_error(e, addr))?;
+    let config = tls::client_config(identity, code.fingerprint, crate::ALPN)?;
+    let mut stream = tls::connect(config, addr).await?;
     let mut done = turn.done.lock().await;
     if *done {
         return Err(Error::Superseded { addr });
@@ -135,7 +125,7 @@ async fn dial_in_turn(
         Message::HostProof(_) => return Err(Error::HostProofInvalid { addr }),
         Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
         _ => {
-            return Err(Error::MalformedFrame {
+            return Err(Error::Malformed {
                 reason: "expected the host's proof",
             });
         }
@@ -151,7 +141,7 @@ async fn dial_in_turn(
     )
     .await?;
     let Message::Info { name } = read_message(&mut stream).await? else {
-        return Err(Error::MalformedFrame {
+        return Err(Error::Malformed {
             reason: "expected the host's info",
         });
     };
@@ -164,23 +154,16 @@ async fn dial_in_turn(
     })
 }
 
-/// Checks that the pairing listener at `addr` holds the pinned key: a TLS handshake, then a clean
-/// close without a proof (the host does not count that as a wrong attempt).
-pub async fn probe(
-    identity: &Identity,
-    fingerprint: crate::identity::Fingerprint,
-    addr: SocketAddr,
-) -> Result<(), Error> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| Error::io(format!("connect {addr}"), e))?;
-    let config = tls::client_config(identity, fingerprint, tls::ALPN_PAIR)?;
-    let mut stream = TlsConnector::from(config)
-        .connect(tls::server_name(), tcp)
-        .await
-        .map_err(|e| tls_error(e, addr))?;
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-    Ok(())
+/// What a joiner holding `code` looks for: discoverers that dial known addresses or scan for the
+/// port (and confirm a hit with a TLS handshake pinned to the key) wait for it.
+pub fn join_target(code: &PairingCode) -> JoinTarget {
+    JoinTarget::new(
+        code.fingerprint,
+        code.port,
+        code.candidates.clone(),
+        code.session_tag(),
+        crate::ALPN,
+    )
 }
 
 /// Whether an error ends the join: the host itself said no, so other addresses cannot help.
@@ -231,10 +214,7 @@ impl Dialer {
                     tokio::time::timeout(limit, dial_in_turn(&identity, &code, target, &turn))
                         .await
                         .unwrap_or_else(|_| {
-                            Err(Error::Timeout {
-                                what: format!("pairing with {target}"),
-                                after: limit,
-                            })
+                            Err(Error::timeout(format!("pairing with {target}"), limit))
                         });
                 let record = DialRecord {
                     addr: target,
@@ -304,7 +284,7 @@ pub async fn join(
         tokio::select! {
             read = &mut code, if code_slot.is_none() => {
                 let code = Arc::new(read?);
-                ctx.set_join_target(JoinTarget::from_code(&code));
+                ctx.set_join_target(join_target(&code));
                 for peer in &sightings {
                     dialer.dial_peer(peer, &code);
                 }

@@ -16,11 +16,11 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use super::report::{Check, DeviceInfo, PeerRow, Report, SelfCheck, Status};
 use super::{
     LogCapture, Options, Progress, ProgressEvent, environment, interfaces, local, multicast, peers,
-    reach,
+    reach, resolver_checks, routes,
 };
 use crate::config::DiagnosticsConfig;
-use crate::context::Context;
-use crate::registry::Registry;
+use localpair_core::Context;
+use localpair_core::registry::Registry;
 
 /// What one check found, before the runner adds its name and time: the same shape a strategy's
 /// self-check returns, so a hook's answer is a finding as it is.
@@ -53,7 +53,7 @@ pub(crate) struct Env {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) links: Option<Vec<interfaces::Link>>,
-    pub(crate) routes: Option<interfaces::Routes>,
+    pub(crate) routes: Option<routes::Routes>,
     pub(crate) discoverers: Option<peers::Built>,
     pub(crate) matrix: Vec<PeerRow>,
     /// Handshakes made while discovery ran, by peer and address.
@@ -180,7 +180,7 @@ fn steps(env: &Env) -> Vec<Step<Env, State>> {
     };
     vec![
         step("interfaces", interfaces::check_interfaces, quick),
-        step("routes", interfaces::check_routes, quick),
+        step("routes", routes::check_routes, quick),
         step("listener", local::check_listener, quick + confirm),
         step("self-reachability", local::check_self, quick + confirm),
         step("resolver-chain", local::check_resolvers, quick + resolve),
@@ -198,7 +198,11 @@ fn steps(env: &Env) -> Vec<Step<Env, State>> {
             reach::check_reachability,
             quick + env.config.reach_timeout(),
         ),
-        step("upnp", environment::check_upnp, quick + resolve),
+        step(
+            "resolver-checks",
+            resolver_checks::check_resolver_checks,
+            quick + resolve,
+        ),
         step("environment", environment::check_environment, quick),
     ]
 }
@@ -209,7 +213,12 @@ pub(crate) async fn run(
     options: Options,
     setup_error: Option<String>,
 ) -> Report {
-    let config = ctx.config().diagnostics.clone();
+    // A broken [diagnostics] section does not stop the report: the CLI refuses it before, and a
+    // program embedding the report gets the defaults and a log line naming the key.
+    let config = DiagnosticsConfig::from_settings(ctx.settings()).unwrap_or_else(|error| {
+        tracing::error!(%error, "using the default [diagnostics] settings");
+        DiagnosticsConfig::default()
+    });
     match options.capture.clone() {
         Some(capture) => run_captured(ctx, registry, options, setup_error, config, capture).await,
         None => {
@@ -238,7 +247,7 @@ async fn run_captured(
         name: identity.name().to_owned(),
         id: identity.device_id(),
         fingerprint: identity.fingerprint(),
-        listener_port: ctx.confirmer().ok().map(crate::Confirmer::port),
+        listener_port: ctx.confirmer().ok().map(localpair_core::Confirmer::port),
     };
     let window = options.window.unwrap_or_else(|| config.discovery_window());
     tracing::info!(
@@ -257,7 +266,7 @@ async fn run_captured(
     let steps = steps(&env);
     let checks = run_series(&steps, &env, &mut state, options.progress.as_ref()).await;
     // Reports of peers that heard us may still have arrived during the last checks.
-    peers::refresh_heard_us(&env.ctx, &mut state.matrix);
+    peers::refresh_heard_us(&env.ctx, &peers::facts(&env), &mut state.matrix);
     let hints = super::hints::derive(&checks);
     let elapsed = started.elapsed();
     tracing::info!(

@@ -1,89 +1,16 @@
-//! Checks 9 and 10: the UPnP gateway (when a `upnp` resolver is configured) and what commonly
-//! breaks local pairing that can be read without privileges.
+//! Check 10: what commonly breaks local pairing that can be read without privileges.
 
 use std::net::IpAddr;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::interfaces::{Link, Routes, list_links};
+use super::interfaces::{Link, list_links};
 use super::report::Status;
+use super::routes::Routes;
 use super::runner::{BoxFuture, Env, Finding, State};
-use crate::candidate::{InterfaceClass, is_link_local};
-use crate::chain::{Plan, ResolverChain, explain};
-use crate::interfaces::{DEFAULT_ROUTE_PROBES, is_private, same_subnet};
-use crate::registry::StrategyKind;
-
-const UPNP: &str = "upnp";
-
-pub(crate) fn check_upnp<'a>(env: &'a Env, _state: &'a mut State) -> BoxFuture<'a, Finding> {
-    Box::pin(async move {
-        let settings = env.ctx.settings();
-        let order = &settings.config().resolve.order;
-        let linked = env
-            .registry
-            .list()
-            .iter()
-            .any(|s| s.name == UPNP && s.kind == StrategyKind::Resolver);
-        let Some(position) = order.iter().position(|n| n == UPNP) else {
-            let why = if linked {
-                "the upnp strategy is not enabled ([resolve] order does not name it)"
-            } else {
-                "the upnp strategy is not enabled (not linked into this build)"
-            };
-            return Finding::new(
-                Status::Skip,
-                why,
-                json!({ "linked": linked, "enabled": false }),
-            );
-        };
-        let key = format!("resolve.order[{position}]");
-        let resolver = match env.registry.resolver(UPNP, &key, settings) {
-            Ok(resolver) => resolver,
-            Err(error) => {
-                return Finding::new(
-                    Status::Fail,
-                    format!("the upnp resolver cannot be built: {error}"),
-                    json!({ "linked": linked, "enabled": true }),
-                )
-                .with_errors(vec![error.to_string()]);
-            }
-        };
-        let limit = settings
-            .config()
-            .resolve
-            .strategy_timeout()
-            .unwrap_or(settings.config().resolve.deadline());
-        if let Ok(Some(check)) = tokio::time::timeout(limit, resolver.self_check(&env.ctx)).await {
-            return check;
-        }
-        let chain =
-            ResolverChain::new(Plan::from_config(&settings.config().resolve)).with(UPNP, resolver);
-        let report = chain.resolve(&env.ctx).await;
-        let errors: Vec<String> = report
-            .failures
-            .iter()
-            .map(|(s, e)| format!("{s}: {e}"))
-            .collect();
-        let details = serde_json::to_value(&report).unwrap_or(Value::Null);
-        if report.candidates.is_empty() {
-            Finding::new(
-                Status::Warn,
-                format!("no gateway answered: {}", explain(&report.attempts)),
-                details,
-            )
-            .with_errors(errors)
-        } else {
-            let list: Vec<String> = report.candidates.iter().map(|c| c.ip.to_string()).collect();
-            Finding::new(
-                Status::Pass,
-                format!("gateway answered: {}", list.join(", ")),
-                details,
-            )
-            .with_errors(errors)
-        }
-    })
-}
+use localpair_core::candidate::{InterfaceClass, is_link_local};
+use localpair_core::interfaces::{DEFAULT_ROUTE_PROBES, is_private, same_subnet};
 
 /// One thing found about the environment.
 #[derive(Debug, Clone, Serialize)]
@@ -321,12 +248,12 @@ fn lookup_default_interfaces(links: &[Link]) -> Vec<String> {
         let Ok(target) = probe.parse() else {
             continue;
         };
-        if let Ok(ip) = crate::interfaces::preferred_source(target)
+        if let Ok(ip) = localpair_core::interfaces::preferred_source(target)
             && let Some(l) = links.iter().find(|l| l.addrs.iter().any(|a| a.ip == ip))
         {
             routes.outbound.insert(
                 if ip.is_ipv4() { "ipv4" } else { "ipv6" },
-                super::interfaces::Outbound {
+                super::routes::Outbound {
                     ip,
                     interface: Some(l.name.clone()),
                     class: Some(l.class),
@@ -360,7 +287,7 @@ mod tests {
                         ip,
                         prefix_len: len.parse().unwrap_or(24),
                         scope: super::super::interfaces::scope(ip),
-                        dad: crate::interfaces::Dad::Done,
+                        dad: localpair_core::interfaces::Dad::Done,
                     }
                 })
                 .collect(),

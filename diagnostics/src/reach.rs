@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 use super::peers::label;
 use super::report::Status;
 use super::runner::{BoxFuture, Env, Finding, State, millis};
-use crate::context::Context;
-use crate::identity::DeviceId;
-use crate::peer::Peer;
+use localpair_core::Context;
+use localpair_core::Peer;
+use localpair_core::identity::DeviceId;
 
 /// Handshake results by peer and address.
 pub(crate) type Dialed = HashMap<(DeviceId, SocketAddr), Result<Duration, String>>;
@@ -43,7 +43,7 @@ pub(super) async fn dial_as_found(
                         let identity = Arc::clone(&identity);
                         let (id, key) = (peer.id, peer.fingerprint);
                         dials.spawn(async move {
-                            (id, addr, crate::confirm::reach(&identity, addr, key, limit).await)
+                            (id, addr, localpair_core::confirm::reach(&identity, addr, key, limit).await)
                         });
                     }
                 }
@@ -95,9 +95,12 @@ pub(crate) fn check_reachability<'a>(env: &'a Env, state: &'a mut State) -> BoxF
             let identity = Arc::clone(env.ctx.identity());
             let key = state.matrix[*row].fingerprint;
             let addr = *addr;
-            dials.spawn(
-                async move { (n, crate::confirm::reach(&identity, addr, key, limit).await) },
-            );
+            dials.spawn(async move {
+                (
+                    n,
+                    localpair_core::confirm::reach(&identity, addr, key, limit).await,
+                )
+            });
         }
         // `reach` times out by itself after `limit`.
         while let Some(joined) = dials.join_next().await {

@@ -1,4 +1,8 @@
-//! `localpair diagnose`: a report that explains why pairing cannot work here.
+//! Diagnostics for localpair (`localpair diagnose`): a report that explains why pairing cannot
+//! work here. Built on `localpair-core` alone: what it needs to know about strategies (their
+//! UDP ports, whether they report observations, whether they have a self-check) it reads from
+//! the [`Facts`](localpair_core::registry::Facts) they declare at registration, so a custom
+//! strategy is treated like a built-in one.
 //!
 //! Ten checks run in series, each captured whatever happens — an error, a panic or a hang of one
 //! check is recorded as its failure and the next one runs:
@@ -10,26 +14,31 @@
 //! | 3 | `listener` | the confirmation listener's address and port; does it answer on loopback |
 //! | 4 | `self-reachability` | every address of every permitted interface through our own listener |
 //! | 5 | `resolver-chain` | the `[resolve]` chain: every attempt and its candidates |
-//! | 6 | `multicast` | each discoverer's [`self_check`](crate::PeerDiscoverer::self_check) (skip when none has one) |
+//! | 6 | `multicast` | each discoverer's [`self_check`](localpair_core::PeerDiscoverer::self_check) (skip when none has one) |
 //! | 7 | `peer-discovery` | each `[discover]` strategy alone for `discovery_window_ms`, side by side; who heard us |
 //! | 8 | `peer-reachability` | a pinned TLS handshake with every peer found, on every address |
-//! | 9 | `upnp` | the `upnp` resolver, when it is in `[resolve] order` (skip otherwise) |
+//! | 9 | `resolver-checks` | the self-check of each `[resolve]` strategy that declares one (a UPnP gateway, its external address) |
 //! | 10 | `environment` | VPN default route, several private subnets, no private address, link-local only |
 //!
 //! The result is a [`Report`]: the checks, the reachability [`matrix`](Report::matrix) (peer →
 //! found by which strategies, whether it heard us, whether its listener answered), [`Hint`]s that
 //! name a likely cause and its fix, and the log captured while the checks ran ([`LogCapture`]).
 //!
-//! ```no_run
+//! ```
 //! use localpair_core::config::{Settings, Source};
-//! use localpair_core::diagnostics::{self, Options};
 //! use localpair_core::Registry;
+//! use localpair_diagnostics::{self as diagnostics, Options, Status};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), localpair_core::Error> {
-//! let settings = Settings::load(Source::Discover)?;
-//! let registry = Registry::linked()?;
-//! let report = diagnostics::run_with_settings(settings, &registry, Options::default()).await;
+//! // No strategy in either chain, so this report sends nothing but to itself (loopback); a real
+//! // one uses `Source::Discover` and `Registry::linked()`.
+//! let settings = Settings::load(Source::Toml(
+//!     "[resolve]\norder = []\n[discover]\norder = []\n[diagnostics]\ndiscovery_window_ms = 100\n".into(),
+//! ))?;
+//! let report = diagnostics::run_with_settings(settings, &Registry::default(), Options::default()).await;
+//! assert_eq!(report.check("listener").map(|c| c.status), Some(Status::Pass));
+//! assert!(report.hint("no-address").is_some());
 //! print!("{}", report.to_text());
 //! # Ok(())
 //! # }
@@ -39,6 +48,7 @@
 //! connections to the peers found): it is a user's command, not something for a test to run
 //! outside a network namespace.
 
+mod config;
 mod environment;
 mod hints;
 mod interfaces;
@@ -49,6 +59,8 @@ mod peers;
 mod reach;
 mod redact;
 mod report;
+mod resolver_checks;
+mod routes;
 mod runner;
 mod text;
 
@@ -56,10 +68,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
-use crate::context::Context;
-use crate::registry::Registry;
+use localpair_core::Context;
+use localpair_core::config::Settings;
+use localpair_core::registry::Registry;
 
+pub use config::DiagnosticsConfig;
 pub use hints::derive as derive_hints;
 pub use log::{CaptureLayer, LogCapture, LogEntry};
 pub use report::{Check, DeviceInfo, Hint, PeerRow, Report, SelfCheck, Status};
@@ -74,7 +87,7 @@ pub const CHECKS: [&str; 10] = [
     "multicast",
     "peer-discovery",
     "peer-reachability",
-    "upnp",
+    "resolver-checks",
     "environment",
 ];
 
@@ -182,15 +195,17 @@ pub async fn run_with_settings(
     report
 }
 
-fn fallback_context(settings: Settings) -> Result<Context, crate::Error> {
-    let identity = Arc::new(crate::Identity::ephemeral(crate::identity::host_name())?);
+fn fallback_context(settings: Settings) -> Result<Context, localpair_core::Error> {
+    let identity = Arc::new(localpair_core::Identity::ephemeral(
+        localpair_core::identity::host_name(),
+    )?);
     Context::new(settings, identity, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Source;
+    use localpair_core::config::Source;
 
     /// With empty `[resolve]` and `[discover]` orders the report sends nothing onto the
     /// network (its own addresses are reached through loopback), so it may run outside a lab.
@@ -217,7 +232,7 @@ mod tests {
         );
         assert_eq!(status("peer-discovery"), Status::Fail);
         assert_eq!(status("peer-reachability"), Status::Skip);
-        assert_eq!(status("upnp"), Status::Skip);
+        assert_eq!(status("resolver-checks"), Status::Skip);
         assert!(report.matrix.is_empty());
         assert!(report.hint("no-address").is_some(), "{:?}", report.hints);
         // No capture was installed: the runner captured its own lines.

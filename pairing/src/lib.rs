@@ -1,5 +1,34 @@
-//! Pairing: pinned TLS plus a proof that both sides hold the code's secret.
+//! Pairing for localpair: the code a QR shows, a host that waits for one joiner, and a joiner
+//! that finds the host (through the discoverer chain and the code's own addresses) and proves it
+//! holds the code.
 //!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+//! use std::sync::Arc;
+//! use localpair_core::Identity;
+//! use localpair_pairing::code::PairingCode;
+//! use localpair_pairing::{HostOptions, PairingHost, dial};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), localpair_pairing::Error> {
+//! let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//! let mut options = HostOptions::default();
+//! options.listen_on = vec![loopback];
+//! options.candidates = vec![loopback];
+//! let host = PairingHost::start(Arc::new(Identity::ephemeral("desk")?), options)?;
+//!
+//! // What the QR code carries, as the phone reads it back.
+//! let code = PairingCode::parse(&host.code().encode())?;
+//! let phone = Identity::ephemeral("phone")?;
+//! let addr = SocketAddr::new(code.candidates[0], code.port);
+//! let (joined, hosted) = tokio::join!(dial(&phone, &code, addr), host.wait());
+//! assert_eq!(joined?.name, "desk");
+//! assert_eq!(hosted?.peer.name, "phone");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! How it is safe:
 //! The joiner dials the host with TLS 1.3, pinning the key fingerprint from the code and presenting
 //! its own key. Both sides derive a value from the TLS session (RFC 5705/8446 exporter) and prove
 //! knowledge of the secret with HMAC-SHA256(secret, role ‖ exporter): the secret never crosses the
@@ -8,10 +37,13 @@
 //! the key), then both exchange their names. The code is single use, expires, and dies after too
 //! many wrong proofs.
 
+pub mod code;
+mod config;
+mod error;
 mod host;
 mod join;
 mod listen;
-pub mod wire;
+mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,13 +51,18 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::error::Error;
-use crate::frame::{MAX_FRAME, read_frame, write_frame};
-use crate::identity::{DeviceId, Fingerprint};
+pub use config::{JoinConfig, PairingConfig};
+pub use error::Error;
+use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
+use localpair_core::identity::{DeviceId, Fingerprint};
+pub use wire::Refusal;
 
 pub use host::{HostOptions, PairingHost};
-pub use join::{DialRecord, JoinOptions, Joined, dial, join, probe};
+pub use join::{DialRecord, JoinOptions, Joined, dial, join, join_target};
 pub use listen::{ListenPlan, listen_addresses};
+
+/// ALPN of the pairing listener.
+pub const ALPN: &[u8] = b"localpair-pair/1";
 
 /// TLS exporter label both sides use to bind proofs to the session.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-localpair-pairing-proof";
@@ -51,12 +88,12 @@ pub struct Paired {
     /// Who joined.
     pub peer: PairedPeer,
     /// From listener start to pairing.
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::serde_millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "localpair_core::serde_millis")]
     pub elapsed: Duration,
 }
 
 async fn send<S: AsyncWrite + Unpin>(stream: &mut S, message: &wire::Message) -> Result<(), Error> {
-    write_frame(stream, &wire::encode(message)).await
+    Ok(write_frame(stream, &wire::encode(message)).await?)
 }
 
 async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Result<wire::Message, Error> {

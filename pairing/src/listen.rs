@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::candidate::{Candidate, Confirmation, InterfaceClass, is_link_local};
 use crate::code::Flow;
+use localpair_core::candidate::{Candidate, Confirmation, InterfaceClass, is_link_local};
 
 /// The addresses a host listens on and the ones its code lists, best first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn post_flow_never_listens_on_a_vpn_alone_when_the_lan_exists() {
-        let ranked = crate::candidate::rank_candidates(vec![
+        let ranked = localpair_core::candidate::rank_candidates(vec![
             cand("100.64.0.2", InterfaceClass::Vpn, true),
             cand("10.84.0.2", InterfaceClass::Physical, false),
         ]);
@@ -116,7 +116,7 @@ mod tests {
     fn post_flow_listens_on_both_lans_and_where_a_peer_saw_us() {
         let mut seen_on_vpn = cand("100.64.0.2", InterfaceClass::Vpn, false);
         seen_on_vpn.confirmed = Confirmation::Peer;
-        let ranked = crate::candidate::rank_candidates(vec![
+        let ranked = localpair_core::candidate::rank_candidates(vec![
             cand("10.84.0.2", InterfaceClass::Physical, true),
             cand("10.85.0.2", InterfaceClass::Physical, false),
             cand("172.17.0.1", InterfaceClass::VirtualBridge, false),
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn pre_flow_listens_everywhere_and_lists_the_lan_first() {
-        let ranked = crate::candidate::rank_candidates(vec![
+        let ranked = localpair_core::candidate::rank_candidates(vec![
             cand("100.64.0.2", InterfaceClass::Vpn, true),
             cand("10.84.0.2", InterfaceClass::Physical, false),
             cand("fe80::1", InterfaceClass::Physical, false),

@@ -1,0 +1,89 @@
+//! The sections this crate owns: `[pairing]` (hosting, and the joiner's dials) and `[join]` (the
+//! discoverer chain a joiner runs to find its host).
+
+use localpair_core::config::{ChainConfig, ChainMode};
+use localpair_core::{DiscovererChain, Registry, Settings};
+use serde::{Deserialize, Serialize};
+
+localpair_core::register_section!("pairing");
+localpair_core::register_section!("join");
+
+/// The `[pairing]` section: hosting and joining.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PairingConfig {
+    /// Pairing listener port; 0 lets the OS choose.
+    pub port: u16,
+    /// How long a code lives.
+    pub code_ttl_ms: u64,
+    /// Wrong proofs that end a code.
+    pub max_wrong_proofs: u32,
+    /// TLS handshake plus proof exchange must finish within this.
+    pub handshake_timeout_ms: u64,
+    /// Unproven connections at once, in total.
+    pub max_unauthenticated: usize,
+    /// Unproven connections at once, per source address.
+    pub max_per_source: usize,
+    /// Addresses written into a code (best first).
+    pub code_candidates: usize,
+    /// Limit for one dial by the joiner (connect, TLS, proofs).
+    pub dial_timeout_ms: u64,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            code_ttl_ms: 300_000,
+            max_wrong_proofs: 5,
+            handshake_timeout_ms: 5_000,
+            max_unauthenticated: 16,
+            max_per_source: 4,
+            code_candidates: 4,
+            dial_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl PairingConfig {
+    /// The `[pairing]` section of `settings`, defaults for what is not set.
+    pub fn from_settings(settings: &Settings) -> Result<Self, localpair_core::Error> {
+        settings.section("pairing")
+    }
+}
+
+/// The `[join]` section: the discoverer chain a joiner runs to find its host (the same shape as
+/// `[discover]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+#[non_exhaustive]
+pub struct JoinConfig(pub ChainConfig);
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        Self(ChainConfig::new(
+            &["direct", "udp-multicast", "mdns", "subnet-scan"],
+            ChainMode::All,
+            0,
+            0,
+            30_000,
+        ))
+    }
+}
+
+impl JoinConfig {
+    /// The `[join]` section of `settings`, defaults for what is not set.
+    pub fn from_settings(settings: &Settings) -> Result<Self, localpair_core::Error> {
+        settings.section("join")
+    }
+
+    /// The discoverer chain this section describes, built from the registry.
+    pub fn chain(
+        &self,
+        registry: &Registry,
+        settings: &Settings,
+    ) -> Result<DiscovererChain, localpair_core::Error> {
+        DiscovererChain::from_section(registry, settings, "join", &self.0)
+    }
+}

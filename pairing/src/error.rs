@@ -1,0 +1,111 @@
+//! The pairing crate's error type.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use localpair_core::serve::Served;
+use localpair_core::{Classify, FailureKind};
+
+use crate::wire::Refusal;
+
+/// Everything that can go wrong while hosting or joining a pairing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A framework failure: sockets, TLS, frames, interfaces, the device key, the settings.
+    #[error(transparent)]
+    Core(#[from] localpair_core::Error),
+    /// A pairing code failed its checks: a typo, a truncated scan, or not a code at all.
+    #[error("corrupted pairing code: {reason}")]
+    CorruptedCode {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A pairing code from a newer release.
+    #[error("this code needs a newer localpair (code version {version})")]
+    NewerCode {
+        /// The version byte found.
+        version: u8,
+    },
+    /// A message of the pairing exchange did not parse, or came out of turn.
+    #[error("malformed pairing message: {reason}")]
+    Malformed {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The pairing code lived its whole lifetime without a pairing.
+    #[error("the pairing code expired after {} s without a successful pairing", after.as_secs())]
+    CodeExpired {
+        /// The code's lifetime.
+        after: Duration,
+    },
+    /// Wrong proofs ended the code (someone guessing, or joiners holding another code).
+    #[error("{count} wrong pairing attempts ended the code")]
+    TooManyWrongProofs {
+        /// How many were allowed.
+        count: u32,
+    },
+    /// The host refused our proof or the code.
+    #[error("{addr}: {}", refusal.explain())]
+    Refused {
+        /// The host's address.
+        addr: SocketAddr,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The host holds the pinned key but not the code's secret (it runs another pairing).
+    #[error("{addr}: the host's proof does not match this code")]
+    HostProofInvalid {
+        /// The host's address.
+        addr: SocketAddr,
+    },
+    /// Another connection to the same host paired first; this one was not used.
+    #[error("{addr}: not needed, another address paired first")]
+    Superseded {
+        /// The address of the unused connection.
+        addr: SocketAddr,
+    },
+    /// No address paired before the deadline.
+    #[error("pairing failed: {summary}")]
+    JoinFailed {
+        /// What was tried, and the likely cause.
+        summary: String,
+    },
+}
+
+impl Error {
+    /// An I/O failure of `op`.
+    pub(crate) fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Core(localpair_core::Error::io(op, source))
+    }
+
+    /// A wait that ran past its limit.
+    pub(crate) fn timeout(what: String, after: Duration) -> Self {
+        Self::Core(localpair_core::Error::Timeout { what, after })
+    }
+}
+
+impl Classify for Error {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            Self::Core(core) => core.failure_kind(),
+            Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
+            Self::Malformed { .. } => FailureKind::Protocol,
+            Self::Refused { .. } | Self::HostProofInvalid { .. } => FailureKind::Security,
+            Self::CodeExpired { .. } | Self::TooManyWrongProofs { .. } => FailureKind::Security,
+            Self::Superseded { .. } | Self::JoinFailed { .. } => FailureKind::NothingFound,
+        }
+    }
+}
+
+impl From<rustls::Error> for Error {
+    fn from(error: rustls::Error) -> Self {
+        Self::Core(error.into())
+    }
+}
+
+impl Served for Error {
+    fn closed_after_handshake(&self) -> bool {
+        matches!(self, Self::Core(core) if core.closed_after_handshake())
+    }
+}
