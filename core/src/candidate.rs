@@ -120,6 +120,20 @@ impl Candidate {
         }
     }
 
+    /// The same candidate on an interface of `class`.
+    #[must_use]
+    pub fn with_class(mut self, class: InterfaceClass) -> Self {
+        self.class = class;
+        self
+    }
+
+    /// The same candidate, on the interface that holds the default route or not.
+    #[must_use]
+    pub fn with_default_route(mut self, default_route: bool) -> Self {
+        self.default_route = default_route;
+        self
+    }
+
     /// A candidate for `ip` on `interface`, with the interface's name, index, class and the
     /// address's prefix length filled in.
     pub fn on_interface(ip: IpAddr, interface: &crate::interfaces::Interface) -> Self {
@@ -229,10 +243,10 @@ mod tests {
     use super::*;
 
     fn cand(ip: &str, class: InterfaceClass, default_route: bool) -> Candidate {
-        let mut c = Candidate::new(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
-        c.class = class;
-        c.default_route = default_route;
-        c
+        let ip = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Candidate::new(ip)
+            .with_class(class)
+            .with_default_route(default_route)
     }
 
     #[test]

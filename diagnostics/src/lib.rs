@@ -207,6 +207,55 @@ mod tests {
     use super::*;
     use localpair_core::config::Source;
 
+    /// A discoverer from outside the workspace: it announces nothing and finds nobody, but it
+    /// declares a UDP port, as a real one would.
+    struct Silent;
+
+    #[localpair_core::async_trait]
+    impl localpair_core::PeerDiscoverer for Silent {
+        async fn discover(
+            &self,
+            _ctx: &Context,
+            sink: localpair_core::PeerSink,
+        ) -> Result<(), localpair_core::StrategyError> {
+            sink.stopped().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_custom_strategys_declared_port_shows_up_in_the_firewall_hint() {
+        let mut registry = Registry::default();
+        registry
+            .add_discoverer(localpair_core::registry::DiscovererFactory {
+                name: "silent-custom",
+                crate_name: "a-third-party-crate",
+                summary: "finds nobody",
+                facts: |_| {
+                    Ok(localpair_core::registry::Facts::new().udp_port(4242, "silent protocol"))
+                },
+                build: |_| Ok(Arc::new(Silent)),
+            })
+            .unwrap();
+        let settings = Settings::load(Source::Toml(
+            "[resolve]\norder = []\n[discover]\norder = [\"silent-custom\"]\n\
+             [diagnostics]\ndiscovery_window_ms = 200\n"
+                .into(),
+        ))
+        .unwrap();
+        let report = run_with_settings(settings, &registry, Options::default()).await;
+        let discovery = report.check("peer-discovery").unwrap();
+        assert_eq!(discovery.details["udp_ports"]["silent protocol"], 4242);
+        let hint = report
+            .hint("multicast-blocked")
+            .expect("the silence is explained");
+        assert!(
+            hint.cause.contains("UDP 4242 (silent protocol)"),
+            "{}",
+            hint.cause
+        );
+    }
+
     /// With empty `[resolve]` and `[discover]` orders the report sends nothing onto the
     /// network (its own addresses are reached through loopback), so it may run outside a lab.
     #[tokio::test]

@@ -12,7 +12,7 @@ use super::report::Status;
 use super::runner::{BoxFuture, Env, Finding, State, millis};
 use localpair_core::Error;
 use localpair_core::candidate::{Confirmation, InterfaceClass, is_link_local};
-use localpair_core::chain::{ResolverChain, explain};
+use localpair_core::chain::{ResolveReport, ResolverChain, explain};
 use localpair_core::interfaces::Dad;
 
 /// A self-connection goes through loopback on every OS, so it cannot vouch for more than this.
@@ -226,6 +226,16 @@ pub(crate) fn check_self<'a>(env: &'a Env, state: &'a mut State) -> BoxFuture<'a
     })
 }
 
+/// A resolve report's errors ("strategy: error") and the report itself as details.
+pub(crate) fn report_parts(report: &ResolveReport) -> (Vec<String>, Value) {
+    let errors = report
+        .failures
+        .iter()
+        .map(|(strategy, error)| format!("{strategy}: {error}"))
+        .collect();
+    (errors, serde_json::to_value(report).unwrap_or(Value::Null))
+}
+
 pub(crate) fn check_resolvers<'a>(env: &'a Env, _state: &'a mut State) -> BoxFuture<'a, Finding> {
     Box::pin(async move {
         let settings = env.ctx.settings();
@@ -241,12 +251,7 @@ pub(crate) fn check_resolvers<'a>(env: &'a Env, _state: &'a mut State) -> BoxFut
             }
         };
         let report = chain.resolve(&env.ctx).await;
-        let errors: Vec<String> = report
-            .failures
-            .iter()
-            .map(|(strategy, error)| format!("{strategy}: {error}"))
-            .collect();
-        let details = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let (errors, details) = report_parts(&report);
         let Some(best) = report.candidates.first() else {
             return Finding::new(
                 Status::Fail,
@@ -273,11 +278,7 @@ pub(crate) fn check_resolvers<'a>(env: &'a Env, _state: &'a mut State) -> BoxFut
             best.strategy,
             report.candidates.len()
         );
-        let status = if matches!(
-            best.class,
-            InterfaceClass::Vpn | InterfaceClass::VirtualBridge | InterfaceClass::Loopback
-        ) || is_link_local(best.ip)
-        {
+        let status = if !best.is_lan() || is_link_local(best.ip) {
             summary.push_str(" — peers on the LAN are unlikely to reach it");
             Status::Warn
         } else {

@@ -5,6 +5,7 @@ use localpair_core::AddressResolver;
 use localpair_core::chain::{Plan, ResolverChain, explain};
 use serde_json::{Value, json};
 
+use super::local::report_parts;
 use super::report::{SelfCheck, Status};
 use super::runner::{BoxFuture, Env, Finding, State};
 
@@ -68,12 +69,7 @@ async fn resolve_alone(
         .with(name, resolver)
         .resolve(&env.ctx)
         .await;
-    let errors: Vec<String> = report
-        .failures
-        .iter()
-        .map(|(s, e)| format!("{s}: {e}"))
-        .collect();
-    let details = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let (errors, details) = report_parts(&report);
     if report.candidates.is_empty() {
         SelfCheck::new(
             Status::Warn,

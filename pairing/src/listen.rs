@@ -90,10 +90,10 @@ mod tests {
     use super::*;
 
     fn cand(ip: &str, class: InterfaceClass, default_route: bool) -> Candidate {
-        let mut c = Candidate::new(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
-        c.class = class;
-        c.default_route = default_route;
-        c
+        let ip = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Candidate::new(ip)
+            .with_class(class)
+            .with_default_route(default_route)
     }
 
     fn ips(list: &[IpAddr]) -> Vec<String> {
