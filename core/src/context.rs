@@ -75,6 +75,9 @@ pub struct Advert {
     /// Session tag derived from the pairing secret, so a joiner holding the code can pick this
     /// host among many without the secret being sent.
     pub session_tag: Option<[u8; 8]>,
+    /// Port of the link listener, while this device accepts connections from the peers it knows
+    /// (the advert says so without naming them).
+    pub link_port: Option<u16>,
 }
 
 impl Advert {
@@ -83,7 +86,15 @@ impl Advert {
         Self {
             pairing_port: Some(port),
             session_tag,
+            link_port: None,
         }
+    }
+
+    /// The same advert, also saying that this device accepts known peers on `port`.
+    #[must_use]
+    pub fn with_link_port(mut self, port: Option<u16>) -> Self {
+        self.link_port = port;
+        self
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Peer {
     /// Session tag of the pairing it hosts, when it announces one.
     #[serde(with = "tag_hex")]
     pub session_tag: Option<[u8; 8]>,
+    /// Port of its link listener, when it accepts connections from the peers it knows.
+    pub link_port: Option<u16>,
     /// The strategy that found it first (filled in by the chain runner).
     pub strategy: String,
     /// Time from the start of discovery to the first sighting (filled in by the chain runner).
@@ -41,6 +43,7 @@ impl Peer {
             pairing_port: None,
             fingerprint,
             session_tag: None,
+            link_port: None,
             strategy: String::new(),
             found_after: Duration::ZERO,
         }
@@ -62,6 +65,9 @@ impl Peer {
         }
         if later.session_tag.is_some() {
             self.session_tag = later.session_tag;
+        }
+        if later.link_port.is_some() {
+            self.link_port = later.link_port;
         }
         if self.name.is_empty() {
             self.name = later.name;

@@ -24,9 +24,11 @@ pub mod key {
     pub const PAIRING_PORT: &str = "pp";
     /// Session tag of the hosted pairing: 16 hex digits.
     pub const SESSION_TAG: &str = "tag";
+    /// Link listener port, decimal, while the device accepts connections from known peers.
+    pub const LINK_PORT: &str = "lp";
 }
 
-/// Most entries a record may have before we stop reading it. Ours has at most 6; the slack is for
+/// Most entries a record may have before we stop reading it. Ours has at most 7; the slack is for
 /// later versions adding keys.
 pub const MAX_ENTRIES: usize = 32;
 /// Most bytes of keys and values together. Ours is under 200; 1,300 keeps a record inside one
@@ -48,6 +50,8 @@ pub struct Txt {
     pub pairing_port: Option<u16>,
     /// Session tag of the hosted pairing.
     pub session_tag: Option<[u8; 8]>,
+    /// Port of the link listener, while the device accepts connections from known peers.
+    pub link_port: Option<u16>,
 }
 
 impl Txt {
@@ -58,6 +62,7 @@ impl Txt {
             name: clean_name(name, NAME_MAX),
             pairing_port: advert.pairing_port,
             session_tag: advert.session_tag,
+            link_port: advert.link_port,
         }
     }
 
@@ -79,6 +84,9 @@ impl Txt {
         }
         if let Some(tag) = self.session_tag {
             out.push((key::SESSION_TAG, localpair_core::identity::hex(&tag)));
+        }
+        if let Some(port) = self.link_port {
+            out.push((key::LINK_PORT, port.to_string()));
         }
         out
     }
@@ -117,6 +125,7 @@ impl Txt {
         let mut peer = Peer::new(self.fingerprint, self.name, addrs);
         peer.pairing_port = self.pairing_port;
         peer.session_tag = self.session_tag;
+        peer.link_port = self.link_port;
         peer
     }
 }
@@ -130,6 +139,7 @@ struct Slots<'a> {
     name: Option<Option<&'a [u8]>>,
     pairing_port: Option<Option<&'a [u8]>>,
     session_tag: Option<Option<&'a [u8]>>,
+    link_port: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> Slots<'a> {
@@ -146,6 +156,8 @@ impl<'a> Slots<'a> {
             &mut self.pairing_port
         } else if k.eq_ignore_ascii_case(key::SESSION_TAG) {
             &mut self.session_tag
+        } else if k.eq_ignore_ascii_case(key::LINK_PORT) {
+            &mut self.link_port
         } else {
             return;
         };
@@ -190,17 +202,8 @@ impl<'a> Slots<'a> {
                 clean_name(text, NAME_MAX)
             }
         };
-        let pairing_port = self
-            .pairing_port
-            .map(|v| {
-                value(v, key::PAIRING_PORT).and_then(|v| {
-                    port(v).ok_or(Error::MalformedTxt {
-                        key: key::PAIRING_PORT,
-                        reason: "is not a port number 1..=65535",
-                    })
-                })
-            })
-            .transpose()?;
+        let pairing_port = port_entry(self.pairing_port, key::PAIRING_PORT)?;
+        let link_port = port_entry(self.link_port, key::LINK_PORT)?;
         let session_tag = self
             .session_tag
             .map(|v| {
@@ -217,8 +220,22 @@ impl<'a> Slots<'a> {
             name,
             pairing_port,
             session_tag,
+            link_port,
         })
     }
+}
+
+/// An optional port entry: absent, or a decimal port 1..=65535.
+fn port_entry(slot: Option<Option<&[u8]>>, key: &'static str) -> Result<Option<u16>, Error> {
+    slot.map(|v| {
+        value(v, key).and_then(|v| {
+            port(v).ok_or(Error::MalformedTxt {
+                key,
+                reason: "is not a port number 1..=65535",
+            })
+        })
+    })
+    .transpose()
 }
 
 fn required<'a>(slot: Option<Option<&'a [u8]>>, key: &'static str) -> Result<&'a [u8], Error> {
@@ -316,6 +333,26 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Some(v.into_bytes())))
             .collect()
+    }
+
+    #[test]
+    fn the_link_port_round_trips_and_a_bad_one_is_named() {
+        let advert = Advert::default().with_link_port(Some(47_123));
+        let txt = Txt::new(Fingerprint::from_bytes([3; 32]), "desk", advert);
+        let entries = txt.entries();
+        assert!(entries.contains(&("lp", "47123".to_owned())));
+        let owned: Vec<(String, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some(v.clone().into_bytes())))
+            .collect();
+        let back = parse_owned(&owned).unwrap();
+        assert_eq!(back.link_port, Some(47_123));
+        assert_eq!(back.into_peer(Vec::new()).link_port, Some(47_123));
+        let mut bad = owned;
+        bad.retain(|(k, _)| k != "lp");
+        bad.push(("lp".to_owned(), Some(b"0".to_vec())));
+        let error = parse_owned(&bad).unwrap_err().to_string();
+        assert!(error.contains("lp"), "{error}");
     }
 
     #[test]

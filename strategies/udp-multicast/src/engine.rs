@@ -236,6 +236,7 @@ impl Engine {
         packet.starting = starting;
         packet.pairing_port = self.current.pairing_port;
         packet.session_tag = self.current.session_tag;
+        packet.link_port = self.current.link_port;
         let bytes = packet.encode();
         let link = &mut self.links[index];
         match link.socket.send_to(&bytes, link.dest) {

@@ -39,6 +39,7 @@ struct Entry {
     name: String,
     pairing_port: Option<u16>,
     session_tag: Option<[u8; 8]>,
+    link_port: Option<u16>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
 }
@@ -88,6 +89,7 @@ impl PeerTable {
                     name: packet.name.clone(),
                     pairing_port: packet.pairing_port,
                     session_tag: packet.session_tag,
+                    link_port: packet.link_port,
                     sightings: vec![Sighting {
                         link: link.clone(),
                         addr,
@@ -106,9 +108,13 @@ impl PeerTable {
             entry.name.clone_from(&packet.name);
             changed = true;
         }
-        if entry.pairing_port != packet.pairing_port || entry.session_tag != packet.session_tag {
+        if entry.pairing_port != packet.pairing_port
+            || entry.session_tag != packet.session_tag
+            || entry.link_port != packet.link_port
+        {
             entry.pairing_port = packet.pairing_port;
             entry.session_tag = packet.session_tag;
+            entry.link_port = packet.link_port;
             changed = true;
         }
         entry.last_seen = now;
@@ -178,6 +184,7 @@ impl PeerTable {
         let mut peer = Peer::new(*fingerprint, entry.name.clone(), addrs);
         peer.pairing_port = entry.pairing_port;
         peer.session_tag = entry.session_tag;
+        peer.link_port = entry.link_port;
         Some(peer)
     }
 

@@ -10,17 +10,20 @@
 //!      6     1  flags          bit 0 STARTING     the sender is in its start-up burst: answer it
 //!                              bit 1 PAIRING_PORT the pairing-port field is present
 //!                              bit 2 SESSION_TAG  the session-tag field is present
-//!                              bits 3..7 reserved, must be 0 (a new meaning bumps the version)
+//!                              bit 3 LINK_PORT    the link-port field is present: the sender
+//!                                                 accepts connections from the peers it knows
+//!                              bits 4..7 reserved, must be 0 (a new meaning bumps the version)
 //!      7    32  fingerprint    SHA-256 of the sender's SubjectPublicKeyInfo (its device id is the
 //!                              first 8 bytes, so the id is not carried separately)
 //!     39     2  confirm port   u16 big endian; the sender's confirmation listener, 0 = none
 //!      …     2  pairing port   u16 big endian, non-zero; only with PAIRING_PORT
 //!      …     8  session tag    only with SESSION_TAG
+//!      …     2  link port      u16 big endian, non-zero; only with LINK_PORT
 //!      …     1  name length    n, 0..=64
 //!      …     n  name           UTF-8 without control characters
 //! ```
 //!
-//! Nothing may follow the name. The largest packet is 116 bytes; datagrams over
+//! Nothing may follow the name. The largest packet is 118 bytes; datagrams over
 //! [`MAX_DATAGRAM`] are dropped by the receiver without being read.
 
 use localpair_core::Fingerprint;
@@ -43,7 +46,8 @@ const KIND_PROBE: u8 = 3;
 const FLAG_STARTING: u8 = 0b001;
 const FLAG_PAIRING_PORT: u8 = 0b010;
 const FLAG_SESSION_TAG: u8 = 0b100;
-const FLAGS_KNOWN: u8 = FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG;
+const FLAG_LINK_PORT: u8 = 0b1000;
+const FLAGS_KNOWN: u8 = FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT;
 /// Magic, version, kind, flags, fingerprint, confirm port.
 const FIXED_LEN: usize = 4 + 1 + 1 + 1 + 32 + 2;
 
@@ -75,6 +79,9 @@ pub struct Packet {
     pub pairing_port: Option<u16>,
     /// The session tag of the pairing it hosts.
     pub session_tag: Option<[u8; 8]>,
+    /// The sender's link listener, when it accepts connections from known peers. `Some(0)` is
+    /// not encoded.
+    pub link_port: Option<u16>,
     /// Its name, at most [`MAX_NAME`] bytes without control characters (see [`clean_name`]).
     pub name: String,
 }
@@ -89,6 +96,7 @@ impl Packet {
             confirm_port,
             pairing_port: None,
             session_tag: None,
+            link_port: None,
             name: clean_name(name),
         }
     }
@@ -107,6 +115,10 @@ impl Packet {
         if self.session_tag.is_some() {
             flags |= FLAG_SESSION_TAG;
         }
+        let link_port = self.link_port.filter(|p| *p != 0);
+        if link_port.is_some() {
+            flags |= FLAG_LINK_PORT;
+        }
         let cleaned;
         let name = if is_clean(&self.name) {
             self.name.as_str()
@@ -114,7 +126,7 @@ impl Packet {
             cleaned = clean_name(&self.name);
             cleaned.as_str()
         };
-        let mut out = Vec::with_capacity(FIXED_LEN + 2 + 8 + 1 + name.len());
+        let mut out = Vec::with_capacity(FIXED_LEN + 2 + 8 + 2 + 1 + name.len());
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         out.push(match self.kind {
@@ -130,6 +142,9 @@ impl Packet {
         }
         if let Some(tag) = &self.session_tag {
             out.extend_from_slice(tag);
+        }
+        if let Some(port) = link_port {
+            out.extend_from_slice(&port.to_be_bytes());
         }
         // `name` is at most MAX_NAME (64) bytes here, so the length fits a byte.
         out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
@@ -175,6 +190,14 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     } else {
         None
     };
+    let link_port = if flags & FLAG_LINK_PORT != 0 {
+        match u16::from_be_bytes(r.array("truncated link port")?) {
+            0 => return Err(malformed("link port 0")),
+            port => Some(port),
+        }
+    } else {
+        None
+    };
     let len = usize::from(r.byte("no name length")?);
     if len > MAX_NAME {
         return Err(malformed("name longer than 64 bytes"));
@@ -194,6 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
         confirm_port,
         pairing_port,
         session_tag,
+        link_port,
         name: name.to_owned(),
     })
 }
@@ -284,6 +308,10 @@ mod tests {
         let mut p = sample();
         p.name = "x".repeat(MAX_NAME);
         assert_eq!(p.encode().len(), 116);
+        // With the link port, the largest there is.
+        p.link_port = Some(47_000);
+        assert_eq!(p.encode().len(), 118);
+        assert_eq!(parse(&p.encode()).unwrap(), p);
     }
 
     #[test]
