@@ -57,6 +57,7 @@ mod peer;
 pub mod registry;
 mod resolver;
 pub mod serve;
+pub mod state;
 pub mod tls;
 
 pub use candidate::{Candidate, Confirmation, InterfaceClass};

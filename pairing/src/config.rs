@@ -1,5 +1,6 @@
-//! The sections this crate owns: `[pairing]` (hosting, and the joiner's dials) and `[join]` (the
-//! discoverer chain a joiner runs to find its host).
+//! The sections this crate owns: `[pairing]` (hosting, and the dials of joining and
+//! reconnecting), `[join]` (the discoverer chain a joiner runs to find its host) and `[connect]`
+//! (the chain that finds a known peer to reconnect to).
 
 use localpair_core::config::{ChainConfig, ChainMode};
 use localpair_core::{DiscovererChain, Registry, Settings};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 localpair_core::register_section!("pairing");
 localpair_core::register_section!("join");
+localpair_core::register_section!("connect");
 
 /// The `[pairing]` section: hosting and joining.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,5 +87,41 @@ impl JoinConfig {
         settings: &Settings,
     ) -> Result<DiscovererChain, localpair_core::Error> {
         DiscovererChain::from_section(registry, settings, "join", &self.0)
+    }
+}
+
+/// The `[connect]` section: the discoverer chain that finds a known peer to reconnect to (the
+/// same shape as `[discover]`; `direct` offers the peer's last known addresses, `subnet-scan`
+/// looks for its link port when it moved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+#[non_exhaustive]
+pub struct ConnectConfig(pub ChainConfig);
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self(ChainConfig::new(
+            &["direct", "udp-multicast", "mdns", "subnet-scan"],
+            ChainMode::All,
+            0,
+            0,
+            10_000,
+        ))
+    }
+}
+
+impl ConnectConfig {
+    /// The `[connect]` section of `settings`, defaults for what is not set.
+    pub fn from_settings(settings: &Settings) -> Result<Self, localpair_core::Error> {
+        settings.section("connect")
+    }
+
+    /// The discoverer chain this section describes, built from the registry.
+    pub fn chain(
+        &self,
+        registry: &Registry,
+        settings: &Settings,
+    ) -> Result<DiscovererChain, localpair_core::Error> {
+        DiscovererChain::from_section(registry, settings, "connect", &self.0)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -14,6 +14,7 @@ use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
+use crate::link::Link;
 use localpair_core::identity::Identity;
 use localpair_core::serve::{Limits, accept_loop};
 use localpair_core::tls;
@@ -60,14 +61,12 @@ impl Default for HostOptions {
     }
 }
 
-/// How a hosting session ended without a pairing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    TooManyWrongProofs,
-}
-
 struct State {
+    /// A pairing completed: the code is spent.
     used: bool,
+    /// A joiner proved the code and the names are being exchanged; others wait their turn.
+    exchanging: bool,
+    /// Too many wrong proofs ended the code.
     dead: bool,
     wrong_proofs: u32,
 }
@@ -78,7 +77,10 @@ struct Shared {
     options: HostOptions,
     expires_at: Instant,
     state: Mutex<State>,
-    outcome: watch::Sender<Option<Result<Paired, End>>>,
+    /// The one pairing, with its open stream; capacity 1, and only one exchange runs at a time.
+    paired: mpsc::Sender<(Paired, Link)>,
+    /// Set when too many wrong proofs ended the code.
+    dead: watch::Sender<bool>,
     started: Instant,
 }
 
@@ -87,6 +89,7 @@ pub struct PairingHost {
     code: PairingCode,
     local_addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
+    paired: tokio::sync::Mutex<mpsc::Receiver<(Paired, Link)>>,
     _stop: DropGuard,
 }
 
@@ -200,16 +203,19 @@ impl PairingHost {
             options.candidates.clone(),
         );
         let now = Instant::now();
+        let (paired_tx, paired_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             identity,
             secret,
             expires_at: now + options.ttl,
             state: Mutex::new(State {
                 used: false,
+                exchanging: false,
                 dead: false,
                 wrong_proofs: 0,
             }),
-            outcome: watch::channel(None).0,
+            paired: paired_tx,
+            dead: watch::channel(false).0,
             started: now,
             options,
         });
@@ -236,6 +242,7 @@ impl PairingHost {
             code,
             local_addrs,
             shared,
+            paired: tokio::sync::Mutex::new(paired_rx),
             _stop: stop.drop_guard(),
         })
     }
@@ -256,18 +263,23 @@ impl PairingHost {
     }
 
     /// Waits for the one pairing; fails when the code expires or too many wrong proofs end it.
-    pub async fn wait(&self) -> Result<Paired, Error> {
-        let mut outcome = self.shared.outcome.subscribe();
+    /// The pairing's TLS stream stays open: it is the [`Link`] to the device that joined.
+    pub async fn wait(&self) -> Result<(Paired, Link), Error> {
+        let mut dead = self.shared.dead.subscribe();
+        let mut paired = self.paired.lock().await;
         let expiry = tokio::time::sleep_until(self.shared.expires_at);
         tokio::pin!(expiry);
         loop {
-            if let Some(result) = outcome.borrow_and_update().clone() {
-                return result.map_err(|_| Error::TooManyWrongProofs {
+            if *dead.borrow_and_update() {
+                return Err(Error::TooManyWrongProofs {
                     count: self.shared.options.max_wrong_proofs,
                 });
             }
             tokio::select! {
-                changed = outcome.changed() => {
+                won = paired.recv() => {
+                    return won.ok_or_else(|| localpair_core::Error::ListenerClosed.into());
+                }
+                changed = dead.changed() => {
                     if changed.is_err() {
                         return Err(localpair_core::Error::ListenerClosed.into());
                     }
@@ -321,20 +333,18 @@ async fn serve(
             Err(Refusal::TooManyAttempts)
         } else if Instant::now() >= shared.expires_at {
             Err(Refusal::Expired)
-        } else if state.used {
+        } else if state.used || state.exchanging {
             Err(Refusal::Used)
         } else if !shared.secret.verify(Role::Joiner, &exporter, &proof) {
             state.wrong_proofs += 1;
             tracing::warn!(%remote, count = state.wrong_proofs, "wrong pairing proof");
             if state.wrong_proofs >= shared.options.max_wrong_proofs {
                 state.dead = true;
-                shared
-                    .outcome
-                    .send_replace(Some(Err(End::TooManyWrongProofs)));
+                shared.dead.send_replace(true);
             }
             Err(Refusal::WrongProof)
         } else {
-            state.used = true;
+            state.exchanging = true;
             Ok(())
         }
     };
@@ -342,34 +352,68 @@ async fn serve(
         send(&mut stream, &Message::Refused(refusal)).await?;
         return Ok(());
     }
+    // The code is spent only when the exchange completes: a joiner whose connection breaks
+    // after the proofs may try again with the same code.
+    let exchanged = exchange_names(shared, &mut stream).await;
+    let mut state = shared.lock();
+    state.exchanging = false;
+    let name = match exchanged {
+        Ok(name) => name,
+        Err(error) => {
+            drop(state);
+            tracing::warn!(%remote, %error, "the pairing exchange failed after both proofs; the code stays valid");
+            return Err(error);
+        }
+    };
+    state.used = true;
+    drop(state);
+    let peer = PairedPeer {
+        id: joiner_key.device_id(),
+        name,
+        fingerprint: joiner_key,
+        addr: remote,
+    };
+    let paired = Paired {
+        peer: peer.clone(),
+        elapsed: shared.started.elapsed(),
+    };
+    tracing::info!(peer = %paired.peer.id, %remote, "paired");
+    let link = Link::new(peer, tokio_rustls::TlsStream::Server(stream));
+    // Capacity 1 and one exchange at a time: this never waits.
+    let _ = shared.paired.try_send((paired, link));
+    Ok(())
+}
+
+/// After both proofs: the host proves itself, then both send their names.
+async fn exchange_names(
+    shared: &Shared,
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<String, Error> {
     send(
-        &mut stream,
-        &Message::HostProof(shared.secret.proof(Role::Host, &exporter)),
+        stream,
+        &Message::HostProof(shared.secret.proof(Role::Host, &exporter_of(stream)?)),
     )
     .await?;
-    let Message::Info { name } = read_message(&mut stream).await? else {
+    let Message::Info { name } = read_message(stream).await? else {
         return Err(Error::Malformed {
             reason: "expected the joiner's info",
         });
     };
     send(
-        &mut stream,
+        stream,
         &Message::Info {
             name: shared.identity.name().to_owned(),
         },
     )
     .await?;
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-    let paired = Paired {
-        peer: PairedPeer {
-            id: joiner_key.device_id(),
-            name,
-            fingerprint: joiner_key,
-            addr: remote,
-        },
-        elapsed: shared.started.elapsed(),
-    };
-    tracing::info!(peer = %paired.peer.id, %remote, "paired");
-    shared.outcome.send_replace(Some(Ok(paired)));
-    Ok(())
+    Ok(name)
+}
+
+fn exporter_of(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Result<[u8; 32], Error> {
+    let mut exporter = [0u8; 32];
+    stream
+        .get_ref()
+        .1
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+    Ok(exporter)
 }

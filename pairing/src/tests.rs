@@ -84,7 +84,9 @@ fn quick() -> JoinOptions {
 }
 
 async fn join_with(code: PairingCode) -> Result<Joined, Error> {
-    join(&ctx("joiner"), &chain(), async { Ok(code) }, quick()).await
+    join(&ctx("joiner"), &chain(), async { Ok(code) }, quick())
+        .await
+        .map(|(joined, _link)| joined)
 }
 
 /// Why the host refused, when it did.
@@ -115,14 +117,35 @@ async fn pairs_and_both_sides_learn_each_other() {
         join(&joiner, &chain, async { Ok(code) }, quick()),
         host.wait()
     );
-    let joined = joined.unwrap();
-    let paired = paired.unwrap();
+    let (joined, mut joiner_link) = joined.unwrap();
+    let (paired, mut host_link) = paired.unwrap();
     assert_eq!(joined.peer.fingerprint, host_ctx.identity().fingerprint());
     assert_eq!(joined.peer.name, "host");
     assert_eq!(joined.via, "direct");
     assert_eq!(paired.peer.fingerprint, joiner.identity().fingerprint());
     assert_eq!(paired.peer.id, joiner.identity().device_id());
     assert_eq!(paired.peer.name, "joiner");
+    assert_eq!(
+        joiner_link.peer().fingerprint,
+        host_ctx.identity().fingerprint()
+    );
+    assert_eq!(
+        host_link.peer().fingerprint,
+        joiner.identity().fingerprint()
+    );
+
+    // The pairing's stream stays open for the application, both ways, with half-close.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    joiner_link.write_all(b"hello host").await.unwrap();
+    joiner_link.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    host_link.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"hello host");
+    host_link.write_all(b"bye").await.unwrap();
+    host_link.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    joiner_link.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"bye");
 
     // Single use.
     let again = join_with(host.code().clone()).await.unwrap_err();
@@ -269,7 +292,7 @@ async fn code_arriving_late_still_pairs_with_addresses_found_earlier() {
     };
     let (joiner, chain) = (ctx("joiner"), chain());
     let (joined, paired) = tokio::join!(join(&joiner, &chain, late, quick()), host.wait());
-    assert!(joined.unwrap().elapsed >= Duration::from_millis(300));
+    assert!(joined.unwrap().0.elapsed >= Duration::from_millis(300));
     paired.unwrap();
 }
 

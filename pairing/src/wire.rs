@@ -8,6 +8,10 @@
 //! Refused     (3): reason:u8
 //! Info        (4): name_len:u8 name:[u8; name_len] (UTF-8, at most 64 bytes)
 //! ```
+//!
+//! Reconnecting (ALPN `localpair-link/1`) uses the same messages: the dialling device sends its
+//! `Info`, the listening one answers with its own `Info`, or `Refused` (5, unknown peer) when the
+//! dialling key is not in its trust store.
 //! Device id and key are not sent: they are the TLS key's.
 
 use crate::error::Error;
@@ -29,6 +33,9 @@ pub enum Refusal {
     Used,
     /// Too many wrong proofs ended the code.
     TooManyAttempts,
+    /// Reconnecting: the listening device does not know this one (it never paired with it, or it
+    /// forgot it).
+    UnknownPeer,
 }
 
 impl Refusal {
@@ -38,6 +45,7 @@ impl Refusal {
             Self::Expired => 2,
             Self::Used => 3,
             Self::TooManyAttempts => 4,
+            Self::UnknownPeer => 5,
         }
     }
 
@@ -47,6 +55,7 @@ impl Refusal {
             2 => Self::Expired,
             3 => Self::Used,
             4 => Self::TooManyAttempts,
+            5 => Self::UnknownPeer,
             _ => return None,
         })
     }
@@ -61,6 +70,10 @@ impl Refusal {
             Self::Used => "the code was already used: start pairing again on the host",
             Self::TooManyAttempts => {
                 "too many wrong attempts ended this code: start pairing again on the host"
+            }
+            Self::UnknownPeer => {
+                "the other device does not know this one (it never paired with it, or it forgot \
+                 it): pair again"
             }
         }
     }
@@ -163,7 +176,7 @@ mod tests {
         prop_oneof![
             any::<[u8; 32]>().prop_map(Message::JoinerProof),
             any::<[u8; 32]>().prop_map(Message::HostProof),
-            (1u8..=4).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
+            (1u8..=5).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
             "[a-zA-Z0-9 éü-]{0,20}".prop_map(|name| Message::Info { name }),
         ]
     }

@@ -49,16 +49,23 @@ impl Ran {
 static CONFIGS: AtomicU32 = AtomicU32::new(0);
 
 impl Localpair {
-    /// `localpair` in `host`'s namespace, with no inherited `LOCALPAIR_*` variables and the device
-    /// named after the host.
+    /// `localpair` in `host`'s namespace, with no inherited `LOCALPAIR_*` variables, the device
+    /// named after the host, and the host's own home and state directory (the hosts share one
+    /// filesystem and must not share one identity).
     pub fn on(host: &Host) -> Result<Self, LabError> {
         let mut command = host.command(localpair_bin()?);
         for (key, _) in std::env::vars() {
-            if key.starts_with("LOCALPAIR_") && key != "LOCALPAIR_BIN" {
+            if (key.starts_with("LOCALPAIR_") && key != "LOCALPAIR_BIN") || key.starts_with("XDG_")
+            {
                 command.env_remove(key);
             }
         }
+        let home = host.files().join("home");
+        std::fs::create_dir_all(&home)
+            .map_err(|e| LabError::io(format!("creating {}", home.display()), e))?;
         command
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", host.files().join("state"))
             .env("LOCALPAIR_DEVICE__NAME", host.name())
             .env_remove("RUST_LOG")
             .current_dir(std::env::temp_dir())

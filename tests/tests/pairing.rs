@@ -174,7 +174,11 @@ fn impostor_at_the_hosts_address_is_refused() {
     let (real, code) = start_host(&h1, "pre", fixed_port);
     drop(real);
     // Another key at the same address and port.
-    let (impostor, _) = start_host(&h1, "pre", fixed_port);
+    let (impostor, _) = start_host(
+        &h1,
+        "pre",
+        &format!("{fixed_port}[device]\nephemeral = true\n"),
+    );
     let joined = join(&h2, &code, QUICK_JOIN);
     assert_eq!(joined.code(), Some(1), "{}", joined.stderr);
     assert!(
