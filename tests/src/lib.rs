@@ -11,6 +11,10 @@
 //! Needs root, `ip` (iproute2) and `nft` (nftables); packet capture also needs `tcpdump`. Start every lab test with
 //! [`lab_or_skip!`]: it skips when the lab cannot run here, except under `CI=...`, where it fails.
 //!
+//! The crate (`tests/` of the workspace) has three parts: this library in `src/`, the end-to-end suites that drive the
+//! `localpair` binary in `e2e/`, and the `lab-bench` benchmark in `bench/`. The strategies' own lab suites
+//! (`strategies/*/tests/`) use the library too.
+//!
 //! ```no_run
 //! use std::io::{Read, Write};
 //! use std::net::{TcpListener, TcpStream};

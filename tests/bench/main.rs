@@ -1,5 +1,5 @@
-//! Benchmarks in the network lab: builds labs, runs each scenario N times, prints a Markdown table
-//! of median / p95 / max.
+//! Benchmarks in the network lab (`tests/bench/`, binary `lab-bench` of `localpair-lab`): builds
+//! labs, runs each scenario N times, prints a Markdown table of median / p95 / max.
 //!
 //! ```text
 //! cargo build --release -p localpair-cli -p localpair-lab
