@@ -54,6 +54,7 @@ mod process;
 mod router;
 pub mod scenes;
 mod spec;
+pub mod stats;
 pub mod zeroconf;
 
 pub use capture::Capture;

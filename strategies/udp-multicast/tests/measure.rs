@@ -15,29 +15,12 @@ use common::{barrier, if_index, runtime, settings};
 use localpair_core::{
     Context, DeviceId, PeerDiscoverer, PeerSink, Registry, ResolverChain, StrategyError,
 };
+use localpair_lab::stats::Summary;
 use localpair_lab::{Host, NsThread, lab_or_skip};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 30;
-
-/// Median and 95th percentile (nearest rank) in milliseconds.
-fn stats(samples: &mut [Duration]) -> String {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let rank = |p: f64| {
-        let i = (p * samples.len() as f64).ceil() as usize;
-        samples[i.clamp(1, samples.len()) - 1]
-    };
-    format!(
-        "n={} median={:.1} ms p95={:.1} ms min={:.1} ms max={:.1} ms",
-        samples.len(),
-        ms(rank(0.5)),
-        ms(rank(0.95)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1])
-    )
-}
 
 /// Runs the discoverer on the calling runtime until `stop`, or until the first peer and then
 /// `linger` more; returns the time from the call to the first peer.
@@ -166,13 +149,13 @@ fn measure_udp_multicast() {
             })
         })
         .unwrap();
-    let mut samples = newcomer.join();
+    let samples = newcomer.join();
     stop.cancel();
     running.join();
     let _ = writeln!(
         out,
         "time to first peer, peer already running: {}",
-        stats(&mut samples)
+        Summary::of_durations(&samples)
     );
 
     // 2. Two devices start at the same moment.
@@ -205,7 +188,7 @@ fn measure_udp_multicast() {
     let _ = writeln!(
         out,
         "time to first peer, both starting together: {}",
-        stats(&mut together)
+        Summary::of_durations(&together)
     );
 
     // 3. The peer-observed resolver on a host whose peer is already discovering.
@@ -233,13 +216,13 @@ fn measure_udp_multicast() {
             })
         })
         .unwrap();
-    let mut observed = resolving.join();
+    let observed = resolving.join();
     stop.cancel();
     running.join();
     let _ = writeln!(
         out,
         "peer-observed resolve (includes the 250 ms settle), peer already running: {}",
-        stats(&mut observed)
+        Summary::of_durations(&observed)
     );
 
     // 4. Steady state: three hosts discovering for 45 s, a fourth counting what arrives between

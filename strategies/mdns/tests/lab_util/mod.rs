@@ -1,5 +1,5 @@
 //! Helpers of the lab tests: a discoverer session running inside a lab host, python-zeroconf
-//! browsers and publishers, pcap counting and percentiles.
+//! browsers and publishers, pcap counting and the measurements' report line.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
@@ -12,6 +12,7 @@ use localpair_core::config::{Settings, Source};
 use localpair_core::{
     Advert, Confirmer, Context, FailureKind, Fingerprint, Identity, Peer, PeerDiscoverer, PeerSink,
 };
+use localpair_lab::stats::Summary;
 use localpair_lab::{ChildGuard, Host, NsThread};
 use localpair_mdns::{Config, Mdns};
 use tokio_util::sync::CancellationToken;
@@ -533,18 +534,5 @@ pub(crate) fn mdns_packets(pcap: &[u8]) -> usize {
 
 /// Prints the median and 95th percentile (nearest rank) of `samples`.
 pub(crate) fn report(label: &str, samples: &[Duration]) {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    let median = if n.is_multiple_of(2) {
-        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
-    } else {
-        ms[n / 2]
-    };
-    let p95 = ms[(n * 95).div_ceil(100) - 1];
-    eprintln!(
-        "MEASURE {label}: n={n} median={median:.0} ms p95={p95:.0} ms min={:.0} ms max={:.0} ms",
-        ms[0],
-        ms[n - 1]
-    );
+    eprintln!("MEASURE {label}: {:.0}", Summary::of_durations(samples));
 }
