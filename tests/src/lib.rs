@@ -52,6 +52,7 @@ mod lab;
 mod netns;
 mod process;
 mod router;
+mod runtime;
 pub mod scenes;
 mod spec;
 pub mod stats;
@@ -66,6 +67,7 @@ pub use lab::Lab;
 pub use netns::NsThread;
 pub use process::{ChildGuard, localpair_bin, workspace_bin};
 pub use router::{DEFAULT_WAN, Router, RouterSpec, WAN_IFACE, miniupnpd_path};
+pub use runtime::runtime;
 pub use spec::{DEFAULT_GATEWAY, DEFAULT_SEGMENT, HostSpec};
 
 /// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.

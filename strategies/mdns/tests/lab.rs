@@ -11,12 +11,10 @@ mod lab_util;
 use std::time::Duration;
 
 use localpair_core::FailureKind;
-use localpair_lab::{HostSpec, lab_or_skip};
+use localpair_lab::{HostSpec, lab_or_skip, zeroconf};
 use localpair_mdns::Config;
 
-use lab_util::{
-    Node, Publisher, Service, mdns_packets, python_browse, random_fingerprint, zeroconf_or_skip,
-};
+use lab_util::{Node, Publisher, Service, mdns_packets, random_fingerprint};
 
 const FIND: Duration = Duration::from_secs(10);
 
@@ -91,11 +89,7 @@ fn aborted_session_still_shuts_the_daemon_down() {
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
     let session = h1
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+            localpair_lab::runtime().block_on(async move {
                 let identity = Arc::new(Identity::ephemeral("aborted").unwrap());
                 let confirmer =
                     Confirmer::start(Arc::clone(&identity), Default::default()).unwrap();
@@ -297,7 +291,7 @@ fn only_permitted_interfaces_are_used() {
 
 #[test]
 fn zeroconf_browser_sees_our_service() {
-    if !zeroconf_or_skip("zeroconf_browser_sees_our_service") {
+    if !zeroconf::or_skip("zeroconf_browser_sees_our_service") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_browse");
@@ -305,7 +299,7 @@ fn zeroconf_browser_sees_our_service() {
     let h2 = lab.add_host(HostSpec::new()).unwrap();
     let node = Node::start(&h1, "Kitchen laptop", Config::default(), "");
     node.set_advert(localpair_core::Advert::pairing(5000, Some([0x11; 8])));
-    let seen = python_browse(&h2, Duration::from_secs(10))
+    let seen = zeroconf::browse(&h2, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("python-zeroconf saw nothing: {e}\n{}", node.logs()));
     let id = node.fingerprint.device_id().to_string();
     assert_eq!(
@@ -339,7 +333,7 @@ fn zeroconf_browser_sees_our_service() {
 
 #[test]
 fn zeroconf_service_is_discovered() {
-    if !zeroconf_or_skip("zeroconf_service_is_discovered") {
+    if !zeroconf::or_skip("zeroconf_service_is_discovered") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_publish");
@@ -371,7 +365,7 @@ fn zeroconf_service_is_discovered() {
 
 #[test]
 fn malformed_zeroconf_txt_is_ignored_and_explained() {
-    if !zeroconf_or_skip("malformed_zeroconf_txt_is_ignored_and_explained") {
+    if !zeroconf::or_skip("malformed_zeroconf_txt_is_ignored_and_explained") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_bad");
@@ -461,8 +455,12 @@ fn measure_time_to_first_peer() {
     }
 
     // The same resident, browsed by python-zeroconf (browse start -> service info resolved).
-    if zeroconf_or_skip("measure python") {
-        let python = lab_util::python_browse_times(&h1, RUNS);
+    if zeroconf::or_skip("measure python") {
+        let python: Vec<Duration> = zeroconf::browse_times(&h1, RUNS)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.expect("python-zeroconf missed a run"))
+            .collect();
         lab_util::report(
             "python-zeroconf browse->resolved, peer already running",
             &python,

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Noise, discover, discover_all, forged, ips, runtime, send_to_groups, settings};
+use common::{Noise, discover, discover_all, forged, ips, send_to_groups, settings};
 use localpair_core::chain::Outcome;
 use localpair_core::{
     Advert, Confirmation, Context, Fingerprint, PeerDiscoverer, PeerSink, Registry, ResolverChain,
 };
-use localpair_lab::{HostSpec, lab_or_skip};
+use localpair_lab::{HostSpec, lab_or_skip, runtime};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 

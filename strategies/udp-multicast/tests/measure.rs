@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{barrier, if_index, runtime, settings};
+use common::{barrier, if_index, settings};
 use localpair_core::{
     Context, DeviceId, PeerDiscoverer, PeerSink, Registry, ResolverChain, StrategyError,
 };
 use localpair_lab::stats::Summary;
-use localpair_lab::{Host, NsThread, lab_or_skip};
+use localpair_lab::{Host, NsThread, lab_or_skip, runtime};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 

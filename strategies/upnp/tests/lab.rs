@@ -31,13 +31,9 @@ fn router(lab: &Lab, spec: RouterSpec) -> Option<Router> {
     }
 }
 
-/// Runs a future on a fresh single-threaded runtime (call it inside a host's namespace).
+/// Runs a future on a fresh lab runtime (call it inside a host's namespace).
 fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
+    localpair_lab::runtime().block_on(future)
 }
 
 /// A context with a confirmation listener and the given extra TOML.

@@ -1,9 +1,9 @@
 //! Helpers of the lab tests: a discoverer session running inside a lab host, python-zeroconf
-//! browsers and publishers, pcap counting and the measurements' report line.
+//! publishers, pcap counting and the measurements' report line.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,11 +86,7 @@ impl Node {
                     .with_max_level(tracing::Level::DEBUG)
                     .finish();
                 let _log = tracing::subscriber::set_default(subscriber);
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
+                localpair_lab::runtime().block_on(async move {
                     let settings = Settings::load(Source::Toml(toml)).unwrap();
                     let identity = Arc::new(Identity::ephemeral(name).unwrap());
                     let confirmer =
@@ -257,94 +253,6 @@ pub(crate) fn random_fingerprint() -> Fingerprint {
     Identity::ephemeral("x").unwrap().fingerprint()
 }
 
-/// Whether python-zeroconf is importable; skips (or, under CI, fails) when it is not.
-pub(crate) fn zeroconf_or_skip(test: &str) -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import zeroconf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{test}: python3-zeroconf is missing although CI is set (apt-get install python3-zeroconf)"
-        );
-        eprintln!(
-            "SKIP {test}: /usr/bin/python3 cannot import zeroconf (apt-get install python3-zeroconf)"
-        );
-    }
-    ok
-}
-
-fn python(host: &Host, script: &str) -> Command {
-    let mut cmd = host.command("/usr/bin/python3");
-    cmd.arg("-c").arg(script);
-    cmd
-}
-
-/// Browses `_localpair._tcp` with python-zeroconf and prints the first instance that resolves
-/// with a TXT record, as JSON; exits 1 when none does within the time given.
-const BROWSE: &str = r#"
-import json, sys, time
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
-T = "_localpair._tcp.local."
-zc = Zeroconf(ip_version=IPVersion.V4Only)
-found = []
-def on_change(zeroconf, service_type, name, state_change):
-    if state_change is ServiceStateChange.Added:
-        found.append(name)
-browser = ServiceBrowser(zc, T, handlers=[on_change])
-deadline = time.monotonic() + float(sys.argv[1])
-out = None
-while out is None and time.monotonic() < deadline:
-    for name in list(found):
-        info = zc.get_service_info(T, name, timeout=2000)
-        if info is not None and info.properties:
-            txt = {k.decode(): (None if v is None else v.decode("utf-8", "replace"))
-                   for k, v in info.properties.items()}
-            out = {"name": name, "port": info.port, "server": info.server,
-                   "addresses": info.parsed_addresses(), "txt": txt}
-            break
-    time.sleep(0.02)
-browser.cancel()
-zc.close()
-print(json.dumps(out))
-sys.exit(0 if out else 1)
-"#;
-
-/// What python-zeroconf, browsing in `host`, sees of the first `_localpair._tcp` service.
-pub(crate) fn python_browse(host: &Host, within: Duration) -> Result<serde_json::Value, String> {
-    let mut cmd = python(host, BROWSE);
-    cmd.arg(within.as_secs_f64().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = ChildGuard::spawn(&mut cmd)
-        .map_err(|e| e.to_string())?
-        .wait_with_output_timeout(within + Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "{}; stdout: {stdout}; stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    serde_json::from_str(stdout.trim()).map_err(|e| format!("{e}: {stdout}"))
-}
-
-/// `runs` times: a fresh python-zeroconf instance browses until one service resolves; prints the
-/// seconds each took as a JSON list (null for a miss).
-/// Browse→resolved times of python-zeroconf, `runs` times (see the lab crate).
-pub(crate) fn python_browse_times(host: &Host, runs: usize) -> Vec<Duration> {
-    localpair_lab::zeroconf::browse_times(host, runs)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.expect("python-zeroconf missed a run"))
-        .collect()
-}
-
 /// A service for python-zeroconf to publish. TXT values: a string, `null` (a key without `=`),
 /// or `{"hex": "..."}` for raw bytes.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -450,8 +358,9 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn start(host: &Host, services: &[Service]) -> Self {
-        let mut cmd = python(host, PUBLISH);
-        cmd.arg(serde_json::to_string(services).unwrap())
+        let mut cmd = host.command("/usr/bin/python3");
+        cmd.args(["-c", PUBLISH])
+            .arg(serde_json::to_string(services).unwrap())
             .arg("120")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

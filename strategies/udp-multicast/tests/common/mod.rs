@@ -11,17 +11,9 @@ use localpair_core::config::{Settings, Source};
 use localpair_core::{
     Context, DeviceId, DiscovererChain, DiscoveryGoal, Fingerprint, Peer, Registry,
 };
-use localpair_lab::{Host, NsThread};
+use localpair_lab::{Host, NsThread, runtime};
 use localpair_udp_multicast::Config;
 use localpair_udp_multicast::wire::{Kind, Packet};
-
-/// A runtime for one host thread.
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Settings for a host: its name, discovery with udp-multicast only, `window` long, plus `extra`.
 pub(crate) fn settings(name: &str, window: Duration, extra: &str) -> Settings {
