@@ -45,6 +45,7 @@
 
 mod capture;
 mod cli;
+pub mod discovery;
 mod error;
 mod fault;
 mod host;

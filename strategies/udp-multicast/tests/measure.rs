@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{barrier, if_index, settings};
-use localpair_core::{
-    Context, DeviceId, PeerDiscoverer, PeerSink, Registry, ResolverChain, StrategyError,
-};
+use localpair_core::{Context, PeerDiscoverer, Registry, ResolverChain, StrategyError};
+use localpair_lab::discovery::{Node, sink};
 use localpair_lab::stats::Summary;
 use localpair_lab::{Host, NsThread, lab_or_skip, runtime};
 use localpair_udp_multicast::{Config, UdpMulticast};
@@ -29,41 +28,27 @@ async fn until_first_peer(
     linger: Duration,
     stop: CancellationToken,
 ) -> (Option<Duration>, Result<(), StrategyError>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (sink, mut sightings) = sink(stop.clone());
     let discoverer = UdpMulticast::new(Config::default());
     let started = Instant::now();
-    let session = discoverer.discover(ctx, PeerSink::standalone(tx, stop.clone()));
+    let session = discoverer.discover(ctx, sink);
     let watch = async {
         let first = tokio::select! {
-            got = rx.recv() => got.map(|_| started.elapsed()),
+            got = sightings.recv() => got.map(|_| started.elapsed()),
             () = tokio::time::sleep(Duration::from_secs(10)) => None,
         };
         tokio::time::sleep(linger).await;
         stop.cancel();
-        while rx.recv().await.is_some() {}
+        while sightings.recv().await.is_some() {}
         first
     };
     let (result, first) = tokio::join!(session, watch);
     (first, result)
 }
 
-/// A discoverer that runs until `stop` is cancelled.
-fn background(host: &Host, name: &str, stop: CancellationToken) -> NsThread<DeviceId> {
-    let settings = settings(name, Duration::from_secs(600), "");
-    host.spawn(move || {
-        runtime().block_on(async move {
-            let ctx = Context::start(settings).unwrap();
-            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            let discoverer = UdpMulticast::new(Config::default());
-            let drain = async { while rx.recv().await.is_some() {} };
-            let (_, ()) = tokio::join!(
-                discoverer.discover(&ctx, PeerSink::standalone(tx, stop)),
-                drain
-            );
-            ctx.identity().device_id()
-        })
-    })
-    .unwrap()
+/// A discoverer that runs until stopped (its outcome is not part of the measurement).
+fn background(host: &Host, name: &str) -> Node {
+    Node::start(host, name, "", UdpMulticast::new(Config::default())).unwrap()
 }
 
 /// Counts datagrams per source address arriving at both groups on `host` between `from` and
@@ -125,8 +110,7 @@ fn measure_udp_multicast() {
     let mut out = String::new();
 
     // 1. A newcomer joins while a peer is already running.
-    let stop = CancellationToken::new();
-    let running = background(&hosts[1], "responder", stop.clone());
+    let running = background(&hosts[1], "responder");
     std::thread::sleep(Duration::from_secs(2));
     let newcomer = hosts[0]
         .spawn(|| {
@@ -150,8 +134,7 @@ fn measure_udp_multicast() {
         })
         .unwrap();
     let samples = newcomer.join();
-    stop.cancel();
-    running.join();
+    let _ = running.stop();
     let _ = writeln!(
         out,
         "time to first peer, peer already running: {}",
@@ -192,8 +175,7 @@ fn measure_udp_multicast() {
     );
 
     // 3. The peer-observed resolver on a host whose peer is already discovering.
-    let stop = CancellationToken::new();
-    let running = background(&hosts[1], "reporter", stop.clone());
+    let running = background(&hosts[1], "reporter");
     std::thread::sleep(Duration::from_secs(2));
     let resolving = hosts[0]
         .spawn(|| {
@@ -217,8 +199,7 @@ fn measure_udp_multicast() {
         })
         .unwrap();
     let observed = resolving.join();
-    stop.cancel();
-    running.join();
+    let _ = running.stop();
     let _ = writeln!(
         out,
         "peer-observed resolve (includes the 250 ms settle), peer already running: {}",
@@ -227,18 +208,16 @@ fn measure_udp_multicast() {
 
     // 4. Steady state: three hosts discovering for 45 s, a fourth counting what arrives between
     //    20 s and 40 s (after the burst and the back-off).
-    let stop = CancellationToken::new();
     let window = (Duration::from_secs(20), Duration::from_secs(40));
     let counting = monitor(&hosts[3], window.0, window.1);
     let runners: Vec<_> = hosts[..3]
         .iter()
         .enumerate()
-        .map(|(i, h)| background(h, &format!("steady-{i}"), stop.clone()))
+        .map(|(i, h)| background(h, &format!("steady-{i}")))
         .collect();
     let counts = counting.join();
-    stop.cancel();
     for r in runners {
-        r.join();
+        let _ = r.stop();
     }
     let secs = (window.1 - window.0).as_secs_f64();
     for (i, h) in hosts[..3].iter().enumerate() {
