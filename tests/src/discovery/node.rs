@@ -97,6 +97,8 @@ impl Node {
     /// Sets up a device called `name` in `host`, with settings from `toml` (key, confirmation listener, runtime),
     /// then waits for [`go`](Self::go) before calling `discover`, so that two nodes can start their sessions at the
     /// same moment.
+    ///
+    /// Only `discover` runs inside the host: build `discoverer` without opening sockets, as a registry factory does.
     pub fn prepare(
         host: &Host,
         name: &str,
