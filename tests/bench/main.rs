@@ -1,5 +1,5 @@
-//! Benchmarks in the network lab: builds labs, runs each scenario N times, prints a Markdown table
-//! of median / p95 / max.
+//! Benchmarks in the network lab (`tests/bench/`, binary `lab-bench` of `localpair-lab`): builds
+//! labs, runs each scenario N times, prints a Markdown table of median / p95 / max.
 //!
 //! ```text
 //! cargo build --release -p localpair-cli -p localpair-lab
@@ -26,13 +26,13 @@ mod laptops;
 mod pair;
 mod resolve;
 mod scale;
-mod stats;
+mod table;
 
 use std::time::Duration;
 
 use localpair_lab::{Host, LabError, Localpair};
 
-use crate::stats::Table;
+use crate::table::Table;
 
 /// Runs `localpair --json <args>` to the end; its JSON, or an error carrying stderr.
 pub(crate) fn json_run(
@@ -45,10 +45,6 @@ pub(crate) fn json_run(
         .args(["--json"])
         .args(args)
         .ok_json(Duration::from_secs(60))
-}
-
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() -> std::process::ExitCode {
