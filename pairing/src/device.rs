@@ -40,6 +40,8 @@ pub struct Device {
     join: JoinConfig,
     connect: ConnectConfig,
     save: bool,
+    /// The link port, once chosen (kept in the state directory).
+    link_port: Mutex<Option<u16>>,
     advert: Mutex<Advert>,
     announcer: Mutex<Announcer>,
 }
@@ -106,6 +108,7 @@ impl Device {
             join,
             connect,
             save: true,
+            link_port: Mutex::new(None),
             advert: Mutex::new(Advert::default()),
             announcer: Mutex::new(Announcer::default()),
         })
@@ -178,11 +181,48 @@ impl Device {
         Ok(Announcing { device: self })
     }
 
+    /// This device's link port: the one in the state directory, else a free one, chosen now and
+    /// kept, so that a peer can reconnect to it later even when discovery cannot tell it.
+    pub fn link_port(&self) -> Result<u16, Error> {
+        let mut chosen = self
+            .link_port
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(port) = *chosen {
+            return Ok(port);
+        }
+        let saved = self
+            .ctx
+            .state_dir()
+            .and_then(|dir| dir.read(PORT_FILE, 16).ok().flatten())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.trim().parse::<u16>().ok())
+            .filter(|port| *port != 0);
+        let port = match saved {
+            Some(port) => port,
+            None => {
+                let port = free_port()?;
+                self.keep_link_port(port)?;
+                port
+            }
+        };
+        *chosen = Some(port);
+        Ok(port)
+    }
+
+    fn keep_link_port(&self, port: u16) -> Result<(), Error> {
+        if let Some(dir) = self.ctx.state_dir() {
+            dir.write(PORT_FILE, format!("{port}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
     fn save_pairing(&self, peer: &crate::PairedPeer, how: PairedHow) {
         if !self.save {
             return;
         }
-        let known = KnownPeer::new(peer.fingerprint, &peer.name, Some(peer.addr), how);
+        let mut known = KnownPeer::new(peer.fingerprint, &peer.name, Some(peer.addr), how);
+        known.link_port = peer.link_port;
         if let Err(error) = self.trust.save(known) {
             tracing::error!(%error, peer = %peer.id, "the pairing worked but could not be saved");
         }
@@ -203,16 +243,18 @@ impl Device {
             .ok_or_else(|| Error::NoAddress {
                 attempts: explain(&resolved.attempts),
             })?;
-        let mut options = HostOptions::default();
-        options.flow = flow;
-        options.listen_on = listen.listen_on;
-        options.port = self.pairing.port;
-        options.candidates = listen.code;
-        options.ttl = Duration::from_millis(self.pairing.code_ttl_ms);
-        options.max_wrong_proofs = self.pairing.max_wrong_proofs;
-        options.handshake_timeout = Duration::from_millis(self.pairing.handshake_timeout_ms);
-        options.max_unauthenticated = self.pairing.max_unauthenticated;
-        options.max_per_source = self.pairing.max_per_source;
+        let options = HostOptions {
+            flow,
+            listen_on: listen.listen_on,
+            port: self.pairing.port,
+            candidates: listen.code,
+            ttl: Duration::from_millis(self.pairing.code_ttl_ms),
+            max_wrong_proofs: self.pairing.max_wrong_proofs,
+            handshake_timeout: Duration::from_millis(self.pairing.handshake_timeout_ms),
+            max_unauthenticated: self.pairing.max_unauthenticated,
+            max_per_source: self.pairing.max_per_source,
+            link_port: Some(self.link_port()?),
+        };
         let host = PairingHost::start(Arc::clone(self.ctx.identity()), options)?;
         let code = host.code();
         let (port, tag) = (code.port, code.session_tag());
@@ -239,10 +281,13 @@ impl Device {
         sightings: Option<mpsc::Sender<Peer>>,
     ) -> Result<(Joined, Link), Error> {
         let chain = self.join.chain(&self.registry, self.ctx.settings())?;
-        let mut options = JoinOptions::default();
-        options.dial_timeout = Duration::from_millis(self.pairing.dial_timeout_ms);
-        options.deadline = self.join.0.deadline();
-        options.sightings = sightings;
+        let options = JoinOptions {
+            dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
+            deadline: self.join.0.deadline(),
+            sightings,
+            link_port: Some(self.link_port()?),
+            ..JoinOptions::default()
+        };
         let (flows_tx, flows_rx) = std::sync::mpsc::channel();
         let code = async move {
             let code = code.await?;
@@ -301,20 +346,22 @@ impl Device {
     /// is free) and announces that this device does, until the returned [`Listening`] is
     /// dropped. A stranger's connection is refused and logged.
     pub async fn listen(&self) -> Result<Listening<'_>, Error> {
-        let saved = self
-            .ctx
-            .state_dir()
-            .and_then(|dir| dir.read(PORT_FILE, 16).ok().flatten())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.trim().parse::<u16>().ok())
-            .unwrap_or(0);
+        let wanted = self.link_port()?;
         let listener =
-            LinkListener::start(Arc::clone(self.ctx.identity()), self.trust.clone(), saved)?;
+            LinkListener::start(Arc::clone(self.ctx.identity()), self.trust.clone(), wanted)?;
         let port = listener.port();
-        if port != saved
-            && let Some(dir) = self.ctx.state_dir()
-        {
-            dir.write(PORT_FILE, format!("{port}\n").as_bytes())?;
+        if port != wanted {
+            // Taken by another program: peers learn the new one from the announcements.
+            tracing::info!(
+                wanted,
+                port,
+                "the saved link port is taken; listening on another"
+            );
+            self.keep_link_port(port)?;
+            *self
+                .link_port
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(port);
         }
         self.set_advert(|a| a.link_port = Some(port));
         let announcing = self.announce()?;
@@ -324,6 +371,15 @@ impl Device {
             _announcing: announcing,
         })
     }
+}
+
+/// A port that is free right now, chosen by the OS.
+fn free_port() -> Result<u16, Error> {
+    std::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, 0))
+        .or_else(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::io("choose a link port", e))
 }
 
 /// A pairing being hosted; the pairing's code and where it listens.

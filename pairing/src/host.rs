@@ -43,6 +43,8 @@ pub struct HostOptions {
     pub max_unauthenticated: usize,
     /// Connections not yet proven, per source address.
     pub max_per_source: usize,
+    /// This device's link port, told to the joiner so it can reconnect later.
+    pub link_port: Option<u16>,
 }
 
 impl Default for HostOptions {
@@ -57,6 +59,7 @@ impl Default for HostOptions {
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 16,
             max_per_source: 4,
+            link_port: None,
         }
     }
 }
@@ -357,8 +360,8 @@ async fn serve(
     let exchanged = exchange_names(shared, &mut stream).await;
     let mut state = shared.lock();
     state.exchanging = false;
-    let name = match exchanged {
-        Ok(name) => name,
+    let (name, link_port) = match exchanged {
+        Ok(info) => info,
         Err(error) => {
             drop(state);
             tracing::warn!(%remote, %error, "the pairing exchange failed after both proofs; the code stays valid");
@@ -372,6 +375,7 @@ async fn serve(
         name,
         fingerprint: joiner_key,
         addr: remote,
+        link_port,
     };
     let paired = Paired {
         peer: peer.clone(),
@@ -384,17 +388,17 @@ async fn serve(
     Ok(())
 }
 
-/// After both proofs: the host proves itself, then both send their names.
+/// After both proofs: the host proves itself, then both send their names and link ports.
 async fn exchange_names(
     shared: &Shared,
     stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
-) -> Result<String, Error> {
+) -> Result<(String, Option<u16>), Error> {
     send(
         stream,
         &Message::HostProof(shared.secret.proof(Role::Host, &exporter_of(stream)?)),
     )
     .await?;
-    let Message::Info { name } = read_message(stream).await? else {
+    let Message::Info { name, link_port } = read_message(stream).await? else {
         return Err(Error::Malformed {
             reason: "expected the joiner's info",
         });
@@ -403,10 +407,11 @@ async fn exchange_names(
         stream,
         &Message::Info {
             name: shared.identity.name().to_owned(),
+            link_port: shared.options.link_port,
         },
     )
     .await?;
-    Ok(name)
+    Ok((name, link_port))
 }
 
 fn exporter_of(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Result<[u8; 32], Error> {

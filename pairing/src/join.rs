@@ -33,6 +33,8 @@ pub struct JoinOptions {
     /// Every sighting during the join is also offered here (dropped when full), so a UI can list
     /// the devices found while the code is still being typed.
     pub sightings: Option<mpsc::Sender<Peer>>,
+    /// This device's link port, told to the host so it can reconnect later.
+    pub link_port: Option<u16>,
 }
 
 impl Default for JoinOptions {
@@ -42,6 +44,7 @@ impl Default for JoinOptions {
             deadline: Duration::from_secs(30),
             max_parallel: 16,
             sightings: None,
+            link_port: None,
         }
     }
 }
@@ -75,13 +78,14 @@ pub async fn dial(
     code: &PairingCode,
     addr: SocketAddr,
 ) -> Result<Link, Error> {
-    dial_in_turn(identity, code, addr, &ProofTurn::default()).await
+    dial_in_turn(identity, code, addr, None, &ProofTurn::default()).await
 }
 
 async fn dial_in_turn(
     identity: &Identity,
     code: &PairingCode,
     addr: SocketAddr,
+    link_port: Option<u16>,
     turn: &ProofTurn,
 ) -> Result<Link, Error> {
     let config = tls::client_config(identity, code.fingerprint, crate::ALPN)?;
@@ -112,7 +116,7 @@ async fn dial_in_turn(
     }
     // Both proofs checked. The code is spent only once the names are through: if this exchange
     // breaks, another of our dials may take its turn (the host keeps the code valid).
-    let name = exchange_names(identity, &mut stream).await?;
+    let (name, host_link_port) = exchange_names(identity, link_port, &mut stream).await?;
     *done = true;
     drop(done);
     let peer = PairedPeer {
@@ -120,23 +124,26 @@ async fn dial_in_turn(
         name,
         fingerprint: code.fingerprint,
         addr,
+        link_port: host_link_port,
     };
     Ok(Link::new(peer, tokio_rustls::TlsStream::Client(stream)))
 }
 
 async fn exchange_names(
     identity: &Identity,
+    link_port: Option<u16>,
     stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-) -> Result<String, Error> {
+) -> Result<(String, Option<u16>), Error> {
     send(
         stream,
         &Message::Info {
             name: identity.name().to_owned(),
+            link_port,
         },
     )
     .await?;
     match read_message(stream).await? {
-        Message::Info { name } => Ok(name),
+        Message::Info { name, link_port } => Ok((name, link_port)),
         _ => Err(Error::Malformed {
             reason: "expected the host's info",
         }),
@@ -159,6 +166,7 @@ pub fn join_target(code: &PairingCode) -> JoinTarget {
 struct Pairing {
     identity: Arc<Identity>,
     code: PairingCode,
+    link_port: Option<u16>,
     turn: ProofTurn,
 }
 
@@ -179,7 +187,9 @@ impl Target for Pairing {
         self: Arc<Self>,
         addr: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>> {
-        Box::pin(async move { dial_in_turn(&self.identity, &self.code, addr, &self.turn).await })
+        Box::pin(async move {
+            dial_in_turn(&self.identity, &self.code, addr, self.link_port, &self.turn).await
+        })
     }
 
     fn is_final(&self, error: &Error) -> bool {
@@ -209,6 +219,7 @@ pub async fn join(
     options: JoinOptions,
 ) -> Result<(Joined, Link), Error> {
     let identity = Arc::clone(ctx.identity());
+    let link_port = options.link_port;
     // The code, kept for the failure message.
     let (codes_tx, codes_rx) = std::sync::mpsc::channel();
     let target = async move {
@@ -217,6 +228,7 @@ pub async fn join(
         Ok::<_, Error>(Arc::new(Pairing {
             identity,
             code,
+            link_port,
             turn: ProofTurn::default(),
         }))
     };

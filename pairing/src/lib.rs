@@ -117,6 +117,9 @@ pub struct PairedPeer {
     pub fingerprint: Fingerprint,
     /// The address the connection used.
     pub addr: SocketAddr,
+    /// The port of its link listener, as it said (where to reconnect later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_port: Option<u16>,
 }
 
 /// A finished pairing, seen from the host.

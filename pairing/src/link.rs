@@ -128,11 +128,12 @@ pub async fn dial(
         &mut stream,
         &Message::Info {
             name: identity.name().to_owned(),
+            link_port: None,
         },
     )
     .await?;
     let name = match read_message(&mut stream).await? {
-        Message::Info { name } => name,
+        Message::Info { name, .. } => name,
         Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
         _ => {
             return Err(Error::Malformed {
@@ -145,6 +146,7 @@ pub async fn dial(
         name,
         fingerprint: peer_key,
         addr,
+        link_port: Some(addr.port()),
     };
     Ok(Link::new(peer, TlsStream::Client(stream)))
 }
@@ -254,7 +256,7 @@ impl Served {
         let key = tls::peer_fingerprint(stream.get_ref().1).ok_or(Error::Malformed {
             reason: "no client key",
         })?;
-        let Message::Info { name } = read_message(&mut stream).await? else {
+        let Message::Info { name, .. } = read_message(&mut stream).await? else {
             return Err(Error::Malformed {
                 reason: "expected the dialling device's info",
             });
@@ -275,6 +277,7 @@ impl Served {
             &mut stream,
             &Message::Info {
                 name: self.identity.name().to_owned(),
+                link_port: None,
             },
         )
         .await?;
@@ -283,6 +286,7 @@ impl Served {
             name,
             fingerprint: key,
             addr: remote,
+            link_port: None,
         };
         tracing::info!(peer = %peer.id, %remote, "link accepted");
         if self
