@@ -138,15 +138,10 @@ impl Context {
         } else {
             device.name.clone()
         };
-        let (identity, state) = if device.ephemeral {
-            (Identity::ephemeral(name)?, None)
-        } else {
-            let path = match &device.state_dir {
-                Some(dir) => dir.clone(),
-                None => StateDir::default_path()?,
-            };
-            let state = StateDir::open(path)?;
-            (Identity::load_or_create(&state, name)?, Some(state))
+        let state = StateDir::of_device(device)?;
+        let identity = match &state {
+            Some(state) => Identity::load_or_create(state, name)?,
+            None => Identity::ephemeral(name)?,
         };
         let identity = Arc::new(identity);
         let confirmer = Confirmer::start(Arc::clone(&identity), settings.config().confirm.clone())?;

@@ -65,6 +65,19 @@ impl StateDir {
             .to_path_buf())
     }
 
+    /// The state directory `[device]` names (`state_dir`, else the platform's), opened; `None`
+    /// for an ephemeral device.
+    pub fn of_device(device: &crate::config::DeviceConfig) -> Result<Option<Self>, Error> {
+        if device.ephemeral {
+            return Ok(None);
+        }
+        let path = match &device.state_dir {
+            Some(dir) => dir.clone(),
+            None => Self::default_path()?,
+        };
+        Self::open(path).map(Some)
+    }
+
     /// Opens `path`, creating it (and its parents) with mode 0700 when missing. An existing
     /// directory that others may enter is tightened to 0700; a symbolic link is refused.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
@@ -159,7 +172,40 @@ impl StateDir {
         if let Ok(dir) = File::open(&self.path) {
             let _ = dir.sync_all();
         }
+        self.sweep_temporaries(name);
         Ok(())
+    }
+
+    /// Removes the temporary files of `name` that a killed writer left behind (its pid is in the
+    /// name and no longer runs). Linux only: elsewhere they stay, harmless, until removed by hand.
+    fn sweep_temporaries(&self, name: &str) {
+        #[cfg(target_os = "linux")]
+        {
+            let prefix = format!(".{name}.");
+            let Ok(entries) = std::fs::read_dir(&self.path) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let file = entry.file_name();
+                let Some(rest) = file
+                    .to_str()
+                    .and_then(|f| f.strip_prefix(&prefix))
+                    .and_then(|f| f.strip_suffix(".tmp"))
+                else {
+                    continue;
+                };
+                let dead = rest
+                    .split('.')
+                    .next()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if dead {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = name;
     }
 
     /// Takes the advisory lock for `name` (a `<name>.lock` file beside it), waiting up to

@@ -107,14 +107,13 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     if let Some(refusal) = lost.refusal {
         return refusal;
     }
-    let sighted = lost
-        .sightings
-        .iter()
-        .any(|p| p.fingerprint == peer.fingerprint);
-    let accepting = lost
-        .sightings
-        .iter()
-        .any(|p| p.fingerprint == peer.fingerprint && p.link_port.is_some());
+    // Discovery heard the peer (at its confirmation listener) but it announced no link port: it
+    // runs, yet does not accept known peers.
+    let not_accepting = lost.sightings.iter().any(|p| {
+        p.fingerprint == peer.fingerprint
+            && p.link_port.is_none()
+            && p.addrs.iter().all(|a| Some(a.port()) != peer.link_port)
+    });
     let tried: Vec<String> = lost
         .dials
         .iter()
@@ -135,7 +134,7 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     let likely = if impostor {
         "another device with another key answered at the peer's address (an impostor, or the \
          peer was reinstalled and needs pairing again)"
-    } else if sighted && !accepting {
+    } else if not_accepting {
         "the peer is on the network but does not accept connections: run `localpair listen` there"
     } else if lost.dials.is_empty() {
         "the peer was not found: it is off, on another network, or not listening"

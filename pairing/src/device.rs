@@ -194,7 +194,12 @@ impl Device {
         let saved = self
             .ctx
             .state_dir()
-            .and_then(|dir| dir.read(PORT_FILE, 16).ok().flatten())
+            .and_then(|dir| {
+                dir.read(PORT_FILE, 16)
+                    .inspect_err(|error| tracing::warn!(%error, "choosing a new link port"))
+                    .ok()
+                    .flatten()
+            })
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .and_then(|text| text.trim().parse::<u16>().ok())
             .filter(|port| *port != 0);
@@ -217,11 +222,14 @@ impl Device {
         Ok(())
     }
 
-    fn save_pairing(&self, peer: &crate::PairedPeer, how: PairedHow) {
+    fn save_pairing(&self, peer: &crate::PairedPeer, how: PairedHow, others: &[SocketAddr]) {
         if !self.save {
             return;
         }
-        let mut known = KnownPeer::new(peer.fingerprint, &peer.name, Some(peer.addr), how);
+        let mut known = KnownPeer::new(peer.fingerprint, &peer.name, None, how);
+        for addr in others.iter().rev().chain([&peer.addr]) {
+            known.seen(Some(*addr), None);
+        }
         known.link_port = peer.link_port;
         if let Err(error) = self.trust.save(known) {
             tracing::error!(%error, peer = %peer.id, "the pairing worked but could not be saved");
@@ -288,18 +296,28 @@ impl Device {
             link_port: Some(self.link_port()?),
             ..JoinOptions::default()
         };
-        let (flows_tx, flows_rx) = std::sync::mpsc::channel();
+        let (codes_tx, codes_rx) = std::sync::mpsc::channel();
         let code = async move {
             let code = code.await?;
-            let _ = flows_tx.send(code.flow);
+            let _ = codes_tx.send(code.clone());
             Ok(code)
         };
         let (joined, link) = crate::join(&self.ctx, &chain, code, options).await?;
-        let how = match flows_rx.try_recv() {
-            Ok(Flow::Post) => PairedHow::QrPost,
+        let code = codes_rx.try_recv().ok();
+        let how = match code.as_ref().map(|c| c.flow) {
+            Some(Flow::Post) => PairedHow::QrPost,
             _ => PairedHow::QrPre,
         };
-        self.save_pairing(&joined.peer, how);
+        // The code's addresses are the host's best ones: remember them beside the one that paired.
+        let others = code
+            .iter()
+            .flat_map(|c| {
+                c.candidates
+                    .iter()
+                    .map(move |ip| SocketAddr::new(*ip, c.port))
+            })
+            .collect::<Vec<_>>();
+        self.save_pairing(&joined.peer, how, &others);
         Ok((joined, link))
     }
 
@@ -430,7 +448,7 @@ impl Hosting<'_> {
         } else {
             PairedHow::QrPre
         };
-        self.device.save_pairing(&paired.peer, how);
+        self.device.save_pairing(&paired.peer, how, &[]);
         Ok((paired, link))
     }
 }

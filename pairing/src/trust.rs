@@ -209,6 +209,15 @@ impl TrustStore {
         }
     }
 
+    /// The store of the device `settings` describe: in its state directory, in memory when the
+    /// device is ephemeral. Opens no socket and reads no key: for listing and forgetting.
+    pub fn from_settings(settings: &localpair_core::Settings) -> Result<Self, Error> {
+        Ok(match StateDir::of_device(&settings.config().device)? {
+            Some(dir) => Self::in_dir(dir),
+            None => Self::in_memory(),
+        })
+    }
+
     /// A store that lives as long as this value.
     pub fn in_memory() -> Self {
         Self {
@@ -249,6 +258,7 @@ impl TrustStore {
                 let _lock = dir.lock(FILE)?;
                 let mut peers = read(dir)?;
                 let result = change(&mut peers);
+                keep_distinct(&mut peers);
                 if peers.len() > MAX_PEERS {
                     return Err(Error::TrustStore {
                         path: dir.file(FILE),
@@ -313,6 +323,21 @@ impl TrustStore {
     /// The one known peer `who` names (see [`find`]).
     pub fn find(&self, who: &str) -> Result<KnownPeer, Error> {
         find(&self.peers()?, who)
+    }
+}
+
+/// One entry per key (the later wins), so what is written always parses.
+fn keep_distinct(peers: &mut Vec<KnownPeer>) {
+    let mut i = peers.len();
+    while i > 0 {
+        i -= 1;
+        let key = peers[i].fingerprint;
+        if peers[..i].iter().any(|p| p.fingerprint == key) {
+            let later = peers.remove(i);
+            if let Some(first) = peers.iter_mut().find(|p| p.fingerprint == key) {
+                *first = later;
+            }
+        }
     }
 }
 

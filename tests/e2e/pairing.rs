@@ -4,37 +4,18 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use localpair_lab::pairs::{self, STEP};
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or_skip};
 use localpair_pairing::code::{PairingCode, Secret};
 use serde_json::Value;
 
-const STEP: Duration = Duration::from_secs(20);
-
 /// `localpair --json host` with `config`; returns the process and its code.
 fn start_host(host: &Host, flow: &str, config: &str) -> (Running, String) {
-    let running = Localpair::on(host)
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .args(["--json", "host", "--flow", flow, "--qr", "none"])
-        .start()
-        .unwrap();
-    let first = running.next_json(STEP).unwrap();
-    let code = first["code"]
-        .as_str()
-        .expect("first line holds the code")
-        .to_owned();
-    (running, code)
+    pairs::start_host(host, flow, config).unwrap()
 }
 
 fn join(host: &Host, code: &str, config: &str) -> localpair_lab::Ran {
-    Localpair::on(host)
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .args(["--json", "join", code])
-        .run(CLI_TIMEOUT)
-        .unwrap()
+    pairs::join(host, code, config).unwrap()
 }
 
 /// The same code with another secret: what a joiner holding a different code would send.

@@ -29,6 +29,22 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// From a finished process's output.
+    pub fn from_output(output: std::process::Output) -> Self {
+        let std::process::Output {
+            status,
+            stdout,
+            stderr,
+        } = output;
+        Self {
+            status,
+            stdout: String::from_utf8(stdout)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            stderr: String::from_utf8(stderr)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+
     /// The exit code (`None` when killed by a signal).
     pub fn code(&self) -> Option<i32> {
         self.status.code()
@@ -117,11 +133,7 @@ impl Localpair {
     /// Runs to completion, killing it after `timeout`.
     pub fn run(self, timeout: Duration) -> Result<Ran, LabError> {
         let output = self.spawn()?.wait_with_output_timeout(timeout)?;
-        Ok(Ran {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        Ok(Ran::from_output(output))
     }
 
     /// Runs to completion and returns its one JSON object; an exit status other than 0 is an error

@@ -53,6 +53,7 @@ mod fault;
 mod host;
 mod lab;
 mod netns;
+pub mod pairs;
 mod process;
 mod router;
 mod runtime;

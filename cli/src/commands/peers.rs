@@ -1,10 +1,9 @@
 //! `localpair peers` and `localpair forget PEER`: the trust store.
 
-use localpair_pairing::Device;
 use localpair_pairing::trust::{KnownPeer, TrustStore};
 use serde_json::{Value, json};
 
-use super::{block_on, device, load};
+use super::load;
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -23,9 +22,10 @@ fn row(peer: &KnownPeer) -> Value {
     })
 }
 
-fn open(args: &Args) -> Result<Device, Error> {
-    let (settings, registry) = load(args)?;
-    block_on(async { device(settings, registry) })
+/// The trust store alone: listing and forgetting open no socket and need no key.
+fn open(args: &Args) -> Result<TrustStore, Error> {
+    let (settings, _) = load(args)?;
+    TrustStore::from_settings(&settings).map_err(Error::Usage)
 }
 
 fn location(trust: &TrustStore) -> String {
@@ -36,17 +36,13 @@ fn location(trust: &TrustStore) -> String {
 }
 
 pub(super) fn list(args: &Args) -> Result<(), Error> {
-    let device = open(args)?;
-    let peers = device.peers().map_err(Error::Usage)?;
+    let trust = open(args)?;
+    let peers = trust.peers().map_err(Error::Usage)?;
     if args.json {
         let rows: Vec<Value> = peers.iter().map(row).collect();
         return output::json(&json!({ "peers": rows }));
     }
-    let mut out = format!(
-        "{} known peer(s) in {}\n",
-        peers.len(),
-        location(device.trust())
-    );
+    let mut out = format!("{} known peer(s) in {}\n", peers.len(), location(&trust));
     for peer in &peers {
         let addrs: Vec<String> = peer.last_addrs.iter().map(ToString::to_string).collect();
         let alias = if peer.alias.is_empty() {
@@ -72,8 +68,7 @@ pub(super) fn list(args: &Args) -> Result<(), Error> {
 }
 
 pub(super) fn forget(args: &Args, who: &str) -> Result<(), Error> {
-    let device = open(args)?;
-    let peer = device.forget(who).map_err(Error::Usage)?;
+    let peer = open(args)?.forget(who).map_err(Error::Usage)?;
     if args.json {
         output::json(&json!({ "forgotten": row(&peer) }))
     } else {

@@ -39,7 +39,10 @@ fn block_on<F: Future>(future: F) -> F::Output {
 /// A context with a confirmation listener and the given extra TOML.
 fn context(toml: &str) -> Context {
     let toml = format!("[device]\nname = \"lab host\"\n{toml}");
-    Context::start(Settings::load(Source::Toml(toml)).unwrap()).unwrap()
+    // A throwaway key: lab hosts share one filesystem, and one state directory would make them
+    // one device.
+    let settings = Settings::load(Source::Toml(toml)).unwrap();
+    Context::start(settings.with_value("device.ephemeral", true).unwrap()).unwrap()
 }
 
 fn quick() -> Config {

@@ -16,7 +16,7 @@ use localpair_udp_multicast::wire::{Kind, Packet};
 /// Settings for a host: its name, discovery with udp-multicast only, `window` long, plus `extra`.
 pub(crate) fn settings(name: &str, window: Duration, extra: &str) -> Settings {
     Settings::load(Source::Toml(format!(
-        "[device]\nname = \"{name}\"\n[discover]\norder = [\"udp-multicast\"]\ndeadline_ms = {}\n{extra}",
+        "[device]\nname = \"{name}\"\nephemeral = true\n[discover]\norder = [\"udp-multicast\"]\ndeadline_ms = {}\n{extra}",
         window.as_millis()
     )))
     .unwrap()
