@@ -5,7 +5,8 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `scale` (default:
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `reconnect`,
+//! `throughput`, `scale` (default:
 //! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
 //! of the chain, `elapsed_ms` of a found peer); "whole process" times include start-up.
@@ -24,6 +25,7 @@
 mod discover;
 mod laptops;
 mod pair;
+mod paired;
 mod resolve;
 mod scale;
 mod table;
@@ -89,6 +91,8 @@ fn main() -> std::process::ExitCode {
     run("pair", &pair::bench);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);
+    run("reconnect", &paired::reconnect);
+    run("throughput", &paired::throughput);
     run("scale", &scale::bench);
     println!("{}", table.markdown());
     if failures.is_empty() {

@@ -88,7 +88,8 @@ impl LabError {
         }
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    /// An I/O failure while doing `context`.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),
             source,
