@@ -122,8 +122,10 @@ pub struct ConfirmConfig {
     pub handshake_timeout_ms: u64,
     /// How long `confirm(ip)` waits for its code to arrive.
     pub confirm_timeout_ms: u64,
-    /// Connections served at once; more are closed at accept.
+    /// Connections served at once; when full, the oldest is closed to make room.
     pub max_connections: usize,
+    /// Connections from one source (address, or IPv6 /64) at once; more are closed at accept.
+    pub max_per_source: usize,
 }
 
 impl Default for ConfirmConfig {
@@ -131,7 +133,8 @@ impl Default for ConfirmConfig {
         Self {
             handshake_timeout_ms: 2_000,
             confirm_timeout_ms: 1_000,
-            max_connections: 32,
+            max_connections: 64,
+            max_per_source: 8,
         }
     }
 }

@@ -19,13 +19,14 @@ pub struct PairingConfig {
     pub port: u16,
     /// How long a code lives.
     pub code_ttl_ms: u64,
-    /// Wrong proofs that end a code.
-    pub max_wrong_proofs: u32,
+    /// Wait after a source's first wrong proof before its next is looked at; doubles with each
+    /// wrong proof, up to 60 s. Wrong proofs never end a code.
+    pub wrong_proof_backoff_ms: u64,
     /// TLS handshake plus proof exchange must finish within this.
     pub handshake_timeout_ms: u64,
-    /// Unproven connections at once, in total.
+    /// Unproven connections at once, in total; when full, the oldest is closed to make room.
     pub max_unauthenticated: usize,
-    /// Unproven connections at once, per source address.
+    /// Unproven connections at once, per source (address, or IPv6 /64); more are closed.
     pub max_per_source: usize,
     /// Addresses written into a code (best first).
     pub code_candidates: usize,
@@ -38,9 +39,9 @@ impl Default for PairingConfig {
         Self {
             port: 0,
             code_ttl_ms: 300_000,
-            max_wrong_proofs: 5,
-            handshake_timeout_ms: 5_000,
-            max_unauthenticated: 16,
+            wrong_proof_backoff_ms: 250,
+            handshake_timeout_ms: 3_000,
+            max_unauthenticated: 64,
             max_per_source: 4,
             code_candidates: 4,
             dial_timeout_ms: 2_000,

@@ -257,7 +257,7 @@ impl Device {
             port: self.pairing.port,
             candidates: listen.code,
             ttl: Duration::from_millis(self.pairing.code_ttl_ms),
-            max_wrong_proofs: self.pairing.max_wrong_proofs,
+            wrong_proof_backoff: Duration::from_millis(self.pairing.wrong_proof_backoff_ms),
             handshake_timeout: Duration::from_millis(self.pairing.handshake_timeout_ms),
             max_unauthenticated: self.pairing.max_unauthenticated,
             max_per_source: self.pairing.max_per_source,

@@ -39,12 +39,6 @@ pub enum Error {
         /// The code's lifetime.
         after: Duration,
     },
-    /// Wrong proofs ended the code (someone guessing, or joiners holding another code).
-    #[error("{count} wrong pairing attempts ended the code")]
-    TooManyWrongProofs {
-        /// How many were allowed.
-        count: u32,
-    },
     /// The host refused our proof or the code.
     #[error("{addr}: {}", refusal.explain())]
     Refused {
@@ -129,7 +123,7 @@ impl Classify for Error {
             Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
             Self::Malformed { .. } => FailureKind::Protocol,
             Self::Refused { .. } | Self::HostProofInvalid { .. } => FailureKind::Security,
-            Self::CodeExpired { .. } | Self::TooManyWrongProofs { .. } => FailureKind::Security,
+            Self::CodeExpired { .. } => FailureKind::Security,
             Self::Superseded { .. }
             | Self::JoinFailed { .. }
             | Self::ConnectFailed { .. }

@@ -1,11 +1,12 @@
 //! The host side: a TLS listener that takes exactly one joiner holding the code's secret.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -16,7 +17,7 @@ use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
 use crate::link::Link;
 use localpair_core::identity::Identity;
-use localpair_core::serve::{Limits, accept_loop};
+use localpair_core::serve::{Admission, Limits, accept_loop, source_key};
 use localpair_core::tls;
 
 /// How a host listens.
@@ -35,8 +36,9 @@ pub struct HostOptions {
     pub candidates: Vec<IpAddr>,
     /// How long the code lives.
     pub ttl: Duration,
-    /// Wrong proofs that end the code.
-    pub max_wrong_proofs: u32,
+    /// Wait after a source's first wrong proof before its next is looked at; it doubles with each
+    /// wrong proof (up to [`MAX_PROOF_BACKOFF`]). Wrong proofs never end the code.
+    pub wrong_proof_backoff: Duration,
     /// TLS handshake plus proof exchange must finish within this.
     pub handshake_timeout: Duration,
     /// Connections not yet proven, in total.
@@ -55,7 +57,7 @@ impl Default for HostOptions {
             port: 0,
             candidates: Vec::new(),
             ttl: Duration::from_secs(300),
-            max_wrong_proofs: 5,
+            wrong_proof_backoff: Duration::from_millis(250),
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 16,
             max_per_source: 4,
@@ -64,14 +66,57 @@ impl Default for HostOptions {
     }
 }
 
+/// Sources whose wrong proofs are remembered; past it the one that erred longest ago is
+/// forgotten (with a 128-bit secret, forgetting costs nothing: the back-off only spares CPU).
+pub const MAX_PENALISED_SOURCES: usize = 1024;
+/// Longest wait a source's wrong proofs can earn.
+pub const MAX_PROOF_BACKOFF: Duration = Duration::from_secs(60);
+
 struct State {
     /// A pairing completed: the code is spent.
     used: bool,
     /// A joiner proved the code and the names are being exchanged; others wait their turn.
     exchanging: bool,
-    /// Too many wrong proofs ended the code.
-    dead: bool,
+    /// Wrong proofs per source (address, or IPv6 /64).
+    penalties: HashMap<IpAddr, Penalty>,
     wrong_proofs: u32,
+}
+
+/// A source's wrong proofs: no proof of its is looked at before `until`.
+struct Penalty {
+    count: u32,
+    until: Instant,
+}
+
+impl State {
+    /// Counts a wrong proof from `source` and makes it wait, doubling with each one.
+    fn penalise(&mut self, source: IpAddr, base: Duration, now: Instant) -> u32 {
+        self.wrong_proofs = self.wrong_proofs.saturating_add(1);
+        if !self.penalties.contains_key(&source)
+            && self.penalties.len() >= MAX_PENALISED_SOURCES
+            && let Some(oldest) = self
+                .penalties
+                .iter()
+                .min_by_key(|(_, p)| p.until)
+                .map(|(s, _)| *s)
+        {
+            self.penalties.remove(&oldest);
+        }
+        let penalty = self.penalties.entry(source).or_insert(Penalty {
+            count: 0,
+            until: now,
+        });
+        penalty.count = penalty.count.saturating_add(1);
+        let wait = base
+            .saturating_mul(1u32 << (penalty.count - 1).min(16))
+            .min(MAX_PROOF_BACKOFF);
+        penalty.until = now + wait;
+        penalty.count
+    }
+
+    fn waiting(&self, source: IpAddr, now: Instant) -> bool {
+        self.penalties.get(&source).is_some_and(|p| p.until > now)
+    }
 }
 
 struct Shared {
@@ -82,8 +127,6 @@ struct Shared {
     state: Mutex<State>,
     /// The one pairing, with its open stream; capacity 1, and only one exchange runs at a time.
     paired: mpsc::Sender<(Paired, Link)>,
-    /// Set when too many wrong proofs ended the code.
-    dead: watch::Sender<bool>,
     started: Instant,
 }
 
@@ -214,11 +257,10 @@ impl PairingHost {
             state: Mutex::new(State {
                 used: false,
                 exchanging: false,
-                dead: false,
+                penalties: HashMap::new(),
                 wrong_proofs: 0,
             }),
             paired: paired_tx,
-            dead: watch::channel(false).0,
             started: now,
             options,
         });
@@ -235,10 +277,10 @@ impl PairingHost {
             limits,
             stop.clone(),
             "pairing",
-            move |tcp, remote| {
+            move |tcp, remote, admission| {
                 let shared = Arc::clone(&serving);
                 let acceptor = acceptor.clone();
-                async move { serve(&shared, &acceptor, tcp, remote).await }
+                async move { serve(&shared, &acceptor, tcp, remote, admission).await }
             },
         ));
         Ok(Self {
@@ -265,31 +307,15 @@ impl PairingHost {
         &self.local_addrs
     }
 
-    /// Waits for the one pairing; fails when the code expires or too many wrong proofs end it.
-    /// The pairing's TLS stream stays open: it is the [`Link`] to the device that joined.
+    /// Waits for the one pairing; fails when the code expires. Wrong proofs never end the code
+    /// (they only slow their source down), so nobody on the network can stop a pairing. The
+    /// pairing's TLS stream stays open: it is the [`Link`] to the device that joined.
     pub async fn wait(&self) -> Result<(Paired, Link), Error> {
-        let mut dead = self.shared.dead.subscribe();
         let mut paired = self.paired.lock().await;
-        let expiry = tokio::time::sleep_until(self.shared.expires_at);
-        tokio::pin!(expiry);
-        loop {
-            if *dead.borrow_and_update() {
-                return Err(Error::TooManyWrongProofs {
-                    count: self.shared.options.max_wrong_proofs,
-                });
-            }
-            tokio::select! {
-                won = paired.recv() => {
-                    return won.ok_or_else(|| localpair_core::Error::ListenerClosed.into());
-                }
-                changed = dead.changed() => {
-                    if changed.is_err() {
-                        return Err(localpair_core::Error::ListenerClosed.into());
-                    }
-                }
-                () = &mut expiry => {
-                    return Err(Error::CodeExpired { after: self.shared.options.ttl });
-                }
+        tokio::select! {
+            won = paired.recv() => won.ok_or_else(|| localpair_core::Error::ListenerClosed.into()),
+            () = tokio::time::sleep_until(self.shared.expires_at) => {
+                Err(Error::CodeExpired { after: self.shared.options.ttl })
             }
         }
     }
@@ -311,6 +337,7 @@ async fn serve(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     remote: SocketAddr,
+    admission: Admission,
 ) -> Result<(), Error> {
     let mut stream = acceptor
         .accept(tcp)
@@ -330,24 +357,24 @@ async fn serve(
             reason: "expected the joiner's proof",
         });
     };
+    let source = source_key(remote.ip());
     let verdict = {
+        let now = Instant::now();
         let mut state = shared.lock();
-        if state.dead {
-            Err(Refusal::TooManyAttempts)
-        } else if Instant::now() >= shared.expires_at {
+        if now >= shared.expires_at {
             Err(Refusal::Expired)
         } else if state.used || state.exchanging {
             Err(Refusal::Used)
+        } else if state.waiting(source, now) {
+            // Not even looked at: a source that keeps guessing costs us nothing but this.
+            Err(Refusal::TooManyAttempts)
         } else if !shared.secret.verify(Role::Joiner, &exporter, &proof) {
-            state.wrong_proofs += 1;
-            tracing::warn!(%remote, count = state.wrong_proofs, "wrong pairing proof");
-            if state.wrong_proofs >= shared.options.max_wrong_proofs {
-                state.dead = true;
-                shared.dead.send_replace(true);
-            }
+            let count = state.penalise(source, shared.options.wrong_proof_backoff, now);
+            tracing::warn!(%remote, count, "wrong pairing proof; this source waits before its next");
             Err(Refusal::WrongProof)
         } else {
             state.exchanging = true;
+            admission.authenticated();
             Ok(())
         }
     };

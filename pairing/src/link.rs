@@ -13,7 +13,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use localpair_core::identity::Identity;
-use localpair_core::serve::{Limits, accept_loop};
+use localpair_core::serve::{Admission, Limits, accept_loop};
 use localpair_core::{Fingerprint, tls};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,12 +30,12 @@ pub const ALPN: &[u8] = b"localpair-link/1";
 /// The file in the state directory that keeps the link port, so peers (and a subnet scan) find
 /// the listener where it was.
 pub const PORT_FILE: &str = "link-port";
-/// Connections that have not yet said who they are, at once; more are closed at accept.
-pub const MAX_UNAUTHENTICATED: usize = 32;
+/// Connections that have not yet said who they are, at once; when full, the oldest is closed.
+pub const MAX_UNAUTHENTICATED: usize = 64;
 /// The same, from one source address.
 pub const MAX_PER_SOURCE: usize = 8;
 /// Time a connection has for its TLS handshake and its name.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Accepted links waiting for the application to take them; more are refused as busy.
 pub const ACCEPT_QUEUE: usize = 16;
 
@@ -191,9 +191,9 @@ impl LinkListener {
             Limits::new(MAX_UNAUTHENTICATED, MAX_PER_SOURCE, HANDSHAKE_TIMEOUT),
             stop.clone(),
             "link",
-            move |tcp, remote| {
+            move |tcp, remote, admission| {
                 let served = Arc::clone(&served);
-                async move { served.serve(tcp, remote).await }
+                async move { served.serve(tcp, remote, admission).await }
             },
         ));
         tracing::debug!(%local_addr, "link listener started");
@@ -247,7 +247,12 @@ struct Served {
 }
 
 impl Served {
-    async fn serve(&self, tcp: TcpStream, remote: SocketAddr) -> Result<(), Error> {
+    async fn serve(
+        &self,
+        tcp: TcpStream,
+        remote: SocketAddr,
+        admission: Admission,
+    ) -> Result<(), Error> {
         let mut stream = self
             .acceptor
             .accept(tcp)
@@ -273,6 +278,7 @@ impl Served {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
             return Ok(());
         }
+        admission.authenticated();
         send(
             &mut stream,
             &Message::Info {

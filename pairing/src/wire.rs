@@ -32,7 +32,7 @@ pub enum Refusal {
     Expired,
     /// The code was already used for a pairing.
     Used,
-    /// Too many wrong proofs ended the code.
+    /// Too many wrong proofs from this source: it must wait before the next is looked at.
     TooManyAttempts,
     /// Reconnecting: the listening device does not know this one (it never paired with it, or it
     /// forgot it).
@@ -70,7 +70,8 @@ impl Refusal {
             Self::Expired => "the code has expired: start pairing again on the host",
             Self::Used => "the code was already used: start pairing again on the host",
             Self::TooManyAttempts => {
-                "too many wrong attempts ended this code: start pairing again on the host"
+                "too many wrong attempts from this device: the host ignores it for a while; check \
+                 the code and try again in a minute"
             }
             Self::UnknownPeer => {
                 "the other device does not know this one (it never paired with it, or it forgot \

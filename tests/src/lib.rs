@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+pub mod attack;
 mod capture;
 mod cli;
 pub mod discovery;
