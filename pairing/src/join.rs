@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::wire::Message;
+use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
 use crate::code::{PairingCode, Role};
 use crate::error::Error;
@@ -193,11 +193,9 @@ impl Target for Pairing {
     }
 
     fn is_final(&self, error: &Error) -> bool {
-        // The host itself said no: other addresses cannot help.
-        matches!(
-            error,
-            Error::Refused { .. } | Error::HostProofInvalid { .. }
-        )
+        // The host itself said no: other addresses cannot help. "Wait a moment" is not a no.
+        matches!(error, Error::Refused { refusal, .. } if *refusal != Refusal::TooManyAttempts)
+            || matches!(error, Error::HostProofInvalid { .. })
     }
 
     fn join_target(&self) -> JoinTarget {

@@ -106,6 +106,27 @@ fn worth_retrying(error: &Error) -> bool {
     match error {
         Error::Core(Core::Timeout { .. }) => true,
         Error::Core(Core::Io { op, .. }) => !op.starts_with("connect"),
+        // The host makes a source that erred wait; a genuine joiner after a typo waits too.
+        Error::Refused {
+            refusal: crate::Refusal::TooManyAttempts,
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
+/// Whether a failed dial says something that asking again will not change: nothing listens
+/// there, no route leads there, or another key answered. "No host at that address" (no ARP
+/// answer) is not final: the device may have moved within the subnet, where a scan finds it.
+fn definitive(error: &Error) -> bool {
+    use localpair_core::Error as Core;
+    use std::io::ErrorKind;
+    match error {
+        Error::Core(Core::Io { op, source }) if op.starts_with("connect") => matches!(
+            source.kind(),
+            ErrorKind::ConnectionRefused | ErrorKind::NetworkUnreachable
+        ),
+        Error::Core(Core::KeyMismatch { .. }) => true,
         _ => false,
     }
 }
@@ -123,6 +144,8 @@ struct Dialer<T: Target> {
     retries: Vec<(Instant, usize)>,
     dials: JoinSet<Dialed<T::Won>>,
     records: Vec<DialRecord>,
+    /// Whether every failed dial so far failed definitively.
+    all_definitive: bool,
 }
 
 impl<T: Target> Dialer<T> {
@@ -246,6 +269,7 @@ pub(crate) async fn race<T: Target>(
         retries: Vec::new(),
         dials: JoinSet::new(),
         records: Vec::new(),
+        all_definitive: true,
     };
     let mut sightings: Vec<Peer> = Vec::new();
     let mut sought: Option<Arc<T>> = None;
@@ -253,8 +277,19 @@ pub(crate) async fn race<T: Target>(
     let mut give_up_at: Option<Instant> = None;
     tokio::pin!(target);
     let refusal = loop {
+        // Nothing in flight and nothing due: discovery is over, so nothing more can be tried.
+        if sought.is_some() && !live_open && dialer.dials.is_empty() && dialer.retries.is_empty() {
+            break None;
+        }
+        // Every address failed, and either discovery reported the device somewhere its known
+        // addresses do not name (it is alive, and that failed too) or every failure was final
+        // (refused, unreachable, another key): give discovery a moment for another address, then
+        // end instead of waiting out the deadline.
         give_up_at = match &sought {
-            Some(t) if dialer.idle_and_failed() && found_elsewhere(t.as_ref(), &sightings) => {
+            Some(t)
+                if dialer.idle_and_failed()
+                    && (dialer.all_definitive || found_elsewhere(t.as_ref(), &sightings)) =>
+            {
                 Some(give_up_at.unwrap_or_else(|| Instant::now() + SETTLE))
             }
             _ => None,
@@ -300,8 +335,12 @@ pub(crate) async fn race<T: Target>(
                         }));
                     }
                     (Err(error), Some(t)) if t.is_final(&error) => break Some(error),
-                    (Err(error), _) if worth_retrying(&error) => dialer.schedule_retry(index),
-                    (Err(_), _) => {}
+                    (Err(error), _) => {
+                        dialer.all_definitive &= definitive(&error);
+                        if worth_retrying(&error) {
+                            dialer.schedule_retry(index);
+                        }
+                    }
                 }
             }
             () = sleep_until_opt(retry_at) => {

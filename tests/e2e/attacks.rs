@@ -3,7 +3,10 @@
 //! its own round trip, never locks it out — on the pairing listener and on the confirmation
 //! listener alike.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(clippy::print_stderr, reason = "the numbers under attack go to the test log")]
+#![allow(
+    clippy::print_stderr,
+    reason = "the numbers under attack go to the test log"
+)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -48,7 +51,7 @@ fn a_hundred_wrong_proofs_from_ten_addresses_do_not_stop_the_pairing() {
                     (0..10)
                         .filter(|n| {
                             let wrong = wrong_code(code, (i * 10 + n + 1) as u8);
-                            let ran = pairs::join(attacker, &wrong, "[join]\ndeadline_ms = 3000\n")
+                            let ran = pairs::join(attacker, &wrong, "[join]\ndeadline_ms = 1000\n")
                                 .unwrap();
                             ran.code() == Some(1)
                         })
