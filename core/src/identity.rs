@@ -286,10 +286,11 @@ impl Identity {
     }
 }
 
-/// The machine's host name, or `localpair` when it cannot be read.
+/// The machine's host name as the OS gives it (`gethostname(2)` on Unix, `GetComputerNameExW`
+/// on Windows), else `$HOSTNAME` or `%COMPUTERNAME%`, else `localpair`.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
+    Some(gethostname::gethostname().to_string_lossy().into_owned())
+        .filter(|name| !name.trim().is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .map(|name| name.trim().to_owned())
@@ -355,6 +356,15 @@ mod tests {
         // Never replaced: the same bytes are still there.
         assert_eq!(state.read(KEY_FILE, 64).unwrap().unwrap(), b"not a key");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        if !kernel.trim().is_empty() {
+            assert_eq!(host_name(), kernel.trim());
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod bytes;
 pub mod candidate;
 pub mod chain;
 pub mod check;
+pub mod classify;
 pub mod config;
 pub mod confirm;
 mod context;

@@ -302,18 +302,20 @@ mod tests {
                 Ok::<(), Error>(())
             },
         ));
+        // From other loopback addresses than the listener's: not this device talking to itself.
+        let from = |last: u8| async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, last], 0)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            socket.connect(addr).await.unwrap_or_else(|e| panic!("{e}"))
+        };
         // Eight idle connections on a listener that keeps four.
         let mut idle = Vec::new();
         for _ in 0..8 {
-            idle.push(
-                TcpStream::connect(addr)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}")),
-            );
+            idle.push(from(2).await);
         }
-        let mut genuine = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut genuine = from(3).await;
         genuine
             .write_all(b"x")
             .await
