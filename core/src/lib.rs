@@ -53,7 +53,7 @@ mod error;
 pub mod frame;
 pub mod identity;
 pub mod interfaces;
-mod peer;
+pub mod peer;
 pub mod registry;
 mod resolver;
 pub mod serve;
