@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::gate::Gate;
 use crate::peers::{LinkKey, MAX_PEERS, PeerTable};
 use crate::report::{Report, Reporter};
 use crate::schedule::{AnswerLimiter, Jitter, Schedule};
@@ -66,7 +67,10 @@ pub(crate) struct Engine {
     buf: Vec<u8>,
     rotor: usize,
     peers: PeerTable,
+    gate: Gate,
     reports: Reporter,
+    /// Our listener, told of every key heard so that it believes only their observations.
+    confirmer: Option<localpair_core::Confirmer>,
     events: VecDeque<Fingerprint>,
     jitter: Jitter,
     next_housekeeping: Instant,
@@ -107,6 +111,8 @@ impl Engine {
             buf: vec![0; MAX_DATAGRAM + 1],
             rotor: 0,
             peers: PeerTable::new(config.expire_after()),
+            gate: Gate::default(),
+            confirmer: ctx.confirmer().ok().cloned(),
             reports: Reporter::new(
                 std::sync::Arc::clone(identity),
                 config.report_timeout(),
@@ -283,21 +289,36 @@ impl Engine {
         let addr = listener_addr(ip, packet.confirm_port, link.spec.index);
         let fp = packet.fingerprint;
         let heard = self.peers.observe(&key, addr, &packet, now);
+        for gone in self.peers.take_evicted() {
+            self.reports.forget(&gone);
+        }
+        if let Some(confirmer) = &self.confirmer {
+            confirmer.heard(fp, ip);
+        }
+        let times = self.gate.heard(fp, ip, now);
         if heard.new_peer {
             tracing::debug!(peer = %fp.short(), name = %packet.name, %addr, link = %self.links[index].label, "heard a new peer");
         }
         if (heard.new_peer || packet.starting) && self.links[index].answers.request(now) {
             self.send(index, Kind::Answer, false);
         }
-        self.reports.offer(
-            Report {
-                peer: fp,
-                listener: addr,
-                seen: ip,
-            },
-            now,
-        );
-        if heard.changed && !self.events.contains(&fp) && self.events.len() < MAX_PEERS {
+        if self.gate.may_report(addr, times, now) {
+            self.reports.offer(
+                Report {
+                    peer: fp,
+                    listener: addr,
+                    seen: ip,
+                },
+                now,
+            );
+        }
+        // A key's second packet from the same source is reported again though nothing changed:
+        // the chain keeps peers that are sighted again over one-shot (forged) identities.
+        let confirmed = times == crate::gate::HEARD_BEFORE_REPORT;
+        if (heard.changed || confirmed)
+            && !self.events.contains(&fp)
+            && self.events.len() < MAX_PEERS
+        {
             self.events.push_back(fp);
         }
     }

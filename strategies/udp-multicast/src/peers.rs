@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use crate::wire::Packet;
 
-/// Most peers remembered; a flood of forged announcements evicts the longest-silent ones
-/// instead of growing without bound.
+/// Most peers remembered (as many as the discovery session keeps, see
+/// `localpair_core::chain::MAX_PEERS`): a flood of forged announcements evicts the peers heard
+/// least often, longest ago — its own one-shot identities — instead of growing without bound.
 pub(crate) const MAX_PEERS: usize = 256;
 
 /// Where a packet arrived: interface name and address family.
@@ -42,6 +43,9 @@ struct Entry {
     link_port: Option<u16>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
+    /// Packets heard under this key: a device that keeps announcing outranks forged one-shot
+    /// identities when the table is full.
+    heard: u32,
 }
 
 /// What one packet changed.
@@ -58,6 +62,7 @@ pub(crate) struct PeerTable {
     entries: HashMap<Fingerprint, Entry>,
     expire_after: Duration,
     ever: usize,
+    evicted: Vec<Fingerprint>,
 }
 
 impl PeerTable {
@@ -66,6 +71,7 @@ impl PeerTable {
             entries: HashMap::new(),
             expire_after,
             ever: 0,
+            evicted: Vec::new(),
         }
     }
 
@@ -96,6 +102,7 @@ impl PeerTable {
                         last_seen: now,
                     }],
                     last_seen: now,
+                    heard: 1,
                 },
             );
             return Heard {
@@ -118,6 +125,7 @@ impl PeerTable {
             changed = true;
         }
         entry.last_seen = now;
+        entry.heard = entry.heard.saturating_add(1);
         match entry.sightings.iter_mut().find(|s| s.link == *link) {
             Some(sighting) => {
                 if sighting.addr != addr {
@@ -142,15 +150,24 @@ impl PeerTable {
     }
 
     fn evict_oldest(&mut self) {
-        let oldest = self
+        let victim = self
             .entries
             .iter()
-            .min_by_key(|(_, e)| e.last_seen)
+            .min_by_key(|(_, e)| (e.heard, e.last_seen))
             .map(|(fp, _)| *fp);
-        if let Some(fp) = oldest {
-            tracing::debug!(peer = %fp.short(), "peer table full; forgetting the longest-silent peer");
+        if let Some(fp) = victim {
+            tracing::trace!(peer = %fp.short(), "peer table full; forgetting the peer heard least");
             self.entries.remove(&fp);
+            // Bounded: drained by the engine after every packet.
+            if self.evicted.len() < MAX_PEERS {
+                self.evicted.push(fp);
+            }
         }
+    }
+
+    /// The peers evicted to make room since the last call (their report state goes too).
+    pub(crate) fn take_evicted(&mut self) -> Vec<Fingerprint> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Forgets addresses not heard from for the expiry time, and peers left without any;
@@ -336,6 +353,26 @@ mod tests {
     }
 
     #[test]
+    fn a_device_that_keeps_announcing_outlasts_a_flood() {
+        let t0 = Instant::now();
+        let mut table = PeerTable::new(Duration::from_secs(15));
+        let genuine = packet(0xaa, "genuine");
+        for i in 0..100_000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 100);
+            // Its start-up burst, then one announcement every 5,000 forged ones.
+            if i % 5_000 == 0 || i == 1 {
+                table.observe(&link("eth0", false), addr("10.0.0.2:4000"), &genuine, now);
+            }
+            let mut fp = [0u8; 32];
+            fp[..4].copy_from_slice(&i.to_be_bytes());
+            let p = Packet::new(Kind::Announce, Fingerprint::from_bytes(fp), 1, "x");
+            table.observe(&link("eth0", false), addr("10.0.0.9:1"), &p, now);
+        }
+        assert_eq!(table.len(), MAX_PEERS);
+        assert!(table.peer(&genuine.fingerprint).is_some());
+    }
+
+    #[test]
     fn a_flood_of_identities_is_bounded() {
         let t0 = Instant::now();
         let mut table = PeerTable::new(Duration::from_secs(15));
@@ -351,6 +388,7 @@ mod tests {
             );
         }
         assert_eq!(table.len(), MAX_PEERS);
+        assert_eq!(table.take_evicted().len(), MAX_PEERS);
         // The newest survive.
         let mut newest = [0u8; 32];
         newest[..4].copy_from_slice(&999u32.to_be_bytes());
