@@ -192,6 +192,7 @@ mod log {
 mod dns_cache;
 mod dns_parser;
 mod error;
+mod legacy_limit;
 mod service_daemon;
 mod service_info;
 

@@ -39,6 +39,7 @@ use crate::{
         FLAGS_QR_RESPONSE, MAX_PKT_ABSOLUTE_IPV6, MAX_PKT_DEFAULT,
     },
     error::{e_fmt, Error, Result},
+    legacy_limit::LegacyLimit,
     service_info::{
         valid_ip_on_intf, DnsRegistry, MyIntf, Probe, ServiceInfo, ServiceStatus,
         MULTICAST_RATE_LIMIT_MILLIS,
@@ -1206,6 +1207,9 @@ struct Zeroconf {
 
     multicast_loop_v6: bool,
 
+    /// Budget of legacy unicast responses (RFC 6762 §6.7), per source and in total.
+    legacy_limit: LegacyLimit,
+
     accept_unsolicited: bool,
 
     include_apple_p2p: bool,
@@ -1426,6 +1430,7 @@ impl Zeroconf {
             resolved: HashSet::new(),
             multicast_loop_v4: true,
             multicast_loop_v6: true,
+            legacy_limit: LegacyLimit::new(Instant::now()),
             accept_unsolicited: false,
             include_apple_p2p: false,
             cmd_sender,
@@ -2843,6 +2848,18 @@ impl Zeroconf {
             return true;
         }
 
+        // RFC 6762 §11 (and §5.5 for unicast queries to port 5353): silently ignore packets
+        // whose source is not on the link they arrived on. Otherwise a query routed from another
+        // network, or sent with a spoofed off-link source, makes us send a response off the
+        // link (reflection), and a routed response can fill our cache.
+        if !source_on_link(&pktinfo.addr_src.ip(), my_intf) {
+            debug!(
+                "handle_read: dropping packet from off-link source {} on intf {}",
+                pktinfo.addr_src, my_intf.name
+            );
+            return true;
+        }
+
         buf.truncate(sz); // reduce potential processing errors
 
         match DnsIncoming::new(buf, my_intf.into()) {
@@ -3689,6 +3706,14 @@ impl Zeroconf {
         if_index: u32,
         querier_addr: SocketAddr,
     ) {
+        // A legacy unicast response goes to whatever source the query claimed: bounded per
+        // source and in total, so spoofed queries cannot aim a stream of responses at anyone.
+        if self.is_legacy_querier(querier_addr)
+            && !self.legacy_limit.allow(querier_addr.ip(), Instant::now())
+        {
+            debug!("send_response: legacy unicast response to {querier_addr} rate limited");
+            return;
+        }
         let querier_ip = querier_addr.ip();
         let is_ipv4 = querier_ip.is_ipv4();
         let sock_opt = if is_ipv4 {
@@ -5007,6 +5032,16 @@ fn send_dns_outgoing_impl(
         }
     }
     Ok(packet_list)
+}
+
+/// Whether `src` is on the link of `intf` (RFC 6762 §11): a link-local address, or an address
+/// in the subnet of one of the interface's addresses.
+fn source_on_link(src: &IpAddr, intf: &MyIntf) -> bool {
+    match src {
+        IpAddr::V4(v4) if v4.is_link_local() => true,
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => true,
+        _ => intf.addrs.iter().any(|addr| valid_ip_on_intf(src, addr)),
+    }
 }
 
 /// Sends a unicast packet directly to `dest` (used for RFC 6762 §6.7
