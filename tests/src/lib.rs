@@ -41,6 +41,7 @@
 
 mod capture;
 mod cli;
+mod counter;
 mod error;
 mod fault;
 mod host;
@@ -54,6 +55,7 @@ pub mod zeroconf;
 
 pub use capture::Capture;
 pub use cli::{CLI_TIMEOUT, Localpair, Ran, Running};
+pub use counter::{Count, Counters};
 pub use error::LabError;
 pub use fault::Faults;
 pub use host::Host;
