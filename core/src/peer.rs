@@ -2,8 +2,10 @@
 //! announces.
 
 mod name;
+mod rounds;
 
 pub use name::{REPLACEMENT, clean_name, is_clean, is_control, is_invisible};
+pub use rounds::{ROUND, Rounds};
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,8 +5,9 @@
 //! announcement that carries someone's id under another key is another peer, and cannot add
 //! addresses to the real one or lend it its key.
 //!
-//! When a table is full the entry worth least goes: for peers, one the goal does not match,
-//! sighted the fewest times, longest ago; for one peer's addresses, the one carried by the
+//! When a table is full the entry worth least goes: for peers, one the goal does not look for
+//! (a goal with a `matching` filter protects what it matches), sighted the fewest times,
+//! longest ago; for one peer's addresses, the one carried by the
 //! fewest sightings, longest ago. A flood of one-shot forged identities or spoofed source
 //! addresses therefore churns through the entries it created itself, while a device that keeps
 //! announcing (and so is sighted again and again) stays.
@@ -36,8 +37,10 @@ struct Tracked {
     sightings: u32,
     /// Sequence number of the last sighting.
     last: u64,
-    /// Whether the goal matched it; matched peers are never evicted.
+    /// Whether the goal matched it.
     matched: bool,
+    /// Whether it may not be evicted: the goal names what it looks for and this is it.
+    protected: bool,
     /// For each address in `peer.addrs`: how many sightings carried it, and the last one that did.
     hits: Vec<(SocketAddr, u32, u64)>,
 }
@@ -104,7 +107,7 @@ impl Collector {
         }
     }
 
-    /// Makes room for a new peer; `false` when every entry is matched (the new one is dropped).
+    /// Makes room for a new peer; `false` when every entry is protected (the new one is dropped).
     fn make_room(&mut self) -> bool {
         if self.peers.len() < MAX_PEERS {
             return true;
@@ -112,7 +115,7 @@ impl Collector {
         let victim = self
             .peers
             .iter()
-            .filter(|(_, t)| !t.matched)
+            .filter(|(_, t)| !t.protected)
             .min_by_key(|(_, t)| (t.sightings, t.last))
             .map(|(fp, _)| *fp);
         match victim {
@@ -135,6 +138,7 @@ impl Collector {
         if matched {
             self.matched += 1;
         }
+        let protected = matched && self.goal.matching.is_some();
         self.offer_live(&peer);
         self.peers.insert(
             peer.fingerprint,
@@ -144,6 +148,7 @@ impl Collector {
                 sightings: 1,
                 last: self.seq,
                 matched,
+                protected,
                 hits,
             },
         );
@@ -201,6 +206,7 @@ impl Collector {
             !tracked.matched && self.goal.matching.as_ref().is_none_or(|m| m(&tracked.peer));
         if now_matches {
             tracked.matched = true;
+            tracked.protected = self.goal.matching.is_some();
             self.matched += 1;
         }
         if added {

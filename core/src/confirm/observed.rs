@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::wire::ScopedIp;
 use crate::identity::Fingerprint;
+use crate::peer::Rounds;
 
 /// Most peer observations kept. Each names one of our addresses; a device has a few, and a
 /// report about an address we do not have is dropped by the resolver anyway.
@@ -66,8 +67,8 @@ impl Observation {
 struct HeardKey {
     /// Source addresses with the sequence number of the last announcement from each.
     sources: Vec<(IpAddr, u64)>,
-    /// Announcements heard under this key.
-    hits: u32,
+    /// Rounds this key was heard in.
+    rounds: Rounds,
     last: u64,
 }
 
@@ -76,13 +77,19 @@ struct HeardKey {
 pub(super) struct Book {
     heard: HashMap<Fingerprint, HeardKey>,
     seq: u64,
+    origin: Option<Instant>,
     unheard: Vec<Observation>,
 }
 
 impl Book {
-    /// Notes an announcement of `key` from `from`. When full, the key heard least often (then
-    /// longest ago) is forgotten, so a flood of one-shot forged keys evicts its own.
+    /// Notes an announcement of `key` from `from`. When full, the key heard in the fewest rounds
+    /// (then longest ago) is forgotten, so a flood of forged keys evicts its own.
     pub(super) fn heard(&mut self, key: Fingerprint, from: IpAddr) {
+        let elapsed = self.origin.get_or_insert_with(Instant::now).elapsed();
+        self.heard_at(key, from, elapsed);
+    }
+
+    fn heard_at(&mut self, key: Fingerprint, from: IpAddr, elapsed: std::time::Duration) {
         self.seq += 1;
         let seq = self.seq;
         let from = from.to_canonical();
@@ -90,7 +97,7 @@ impl Book {
             let victim = self
                 .heard
                 .iter()
-                .min_by_key(|(_, h)| (h.hits, h.last))
+                .min_by_key(|(_, h)| (h.rounds.count(), h.last))
                 .map(|(k, _)| *k);
             if let Some(victim) = victim {
                 self.heard.remove(&victim);
@@ -98,10 +105,10 @@ impl Book {
         }
         let entry = self.heard.entry(key).or_insert(HeardKey {
             sources: Vec::new(),
-            hits: 0,
+            rounds: Rounds::default(),
             last: seq,
         });
-        entry.hits = entry.hits.saturating_add(1);
+        entry.rounds.heard(elapsed);
         entry.last = seq;
         match entry.sources.iter_mut().find(|(ip, _)| *ip == from) {
             Some((_, last)) => *last = seq,
@@ -220,20 +227,24 @@ mod tests {
         let mut book = Book::default();
         let genuine = key(1);
         let at = IpAddr::from([10, 0, 0, 2]);
-        book.heard(genuine, at);
-        book.heard(genuine, at);
-        for n in 0..10_000u32 {
+        for n in 0..20_000u32 {
+            let elapsed = std::time::Duration::from_millis(u64::from(n) * 5);
+            // The genuine device every 500 ms; a forged key every 5 ms, announced twice.
+            if n % 100 == 0 {
+                book.heard_at(genuine, at, elapsed);
+            }
             let mut fp = [7u8; 32];
             fp[..4].copy_from_slice(&n.to_be_bytes());
-            book.heard(Fingerprint::from_bytes(fp), IpAddr::from([10, 0, 0, 9]));
+            let forged = Fingerprint::from_bytes(fp);
+            book.heard_at(forged, IpAddr::from([10, 0, 0, 9]), elapsed);
+            book.heard_at(forged, IpAddr::from([10, 0, 0, 9]), elapsed);
             // Spoofed sources under the genuine key churn through its source slots...
             if n < 100 {
-                book.heard(genuine, IpAddr::from([10, 0, 1, n as u8]));
+                book.heard_at(genuine, IpAddr::from([10, 0, 1, n as u8]), elapsed);
             }
         }
-        // ...until it announces again from its own address.
-        book.heard(genuine, at);
         assert_eq!(book.heard.len(), MAX_HEARD_KEYS);
+        // ...while its own address, heard again and again, stays.
         assert!(book.was_heard(&genuine, at));
         assert!(!book.was_heard(&genuine, IpAddr::from([10, 0, 0, 3])));
         assert!(book.heard[&genuine].sources.len() <= MAX_HEARD_SOURCES);

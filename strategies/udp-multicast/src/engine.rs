@@ -5,8 +5,10 @@
 //! `JoinSet`); dropping the engine closes every socket and aborts every task.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -61,6 +63,10 @@ pub(crate) struct Engine {
     advert: watch::Receiver<Advert>,
     current: Advert,
     advert_open: bool,
+    /// Waits for the next advert change (on a clone of `advert`); `None` once it fired.
+    advert_wait: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+    /// Wakes the loop for the next send, answer, report slot or housekeeping.
+    timer: Pin<Box<tokio::time::Sleep>>,
     links: Vec<Link>,
     retired: Vec<(String, LinkStats)>,
     open_errors: HashMap<String, String>,
@@ -105,13 +111,15 @@ impl Engine {
             advert,
             current,
             advert_open: true,
+            advert_wait: None,
+            timer: Box::pin(tokio::time::sleep_until(now)),
             links: Vec::new(),
             retired: Vec::new(),
             open_errors: HashMap::new(),
             buf: vec![0; MAX_DATAGRAM + 1],
             rotor: 0,
             peers: PeerTable::new(config.expire_after()),
-            gate: Gate::default(),
+            gate: Gate::new(now),
             confirmer: ctx.confirmer().ok().cloned(),
             reports: Reporter::new(
                 std::sync::Arc::clone(identity),
@@ -148,22 +156,37 @@ impl Engine {
                 }
             }
             self.tick(Instant::now());
+            // The timer and the advert wait live across iterations: under a flood this loop runs
+            // once per datagram, and re-arming them each time cost more than the datagram.
             let wake_at = self.wake_at();
+            if self.timer.deadline() != wake_at {
+                self.timer.as_mut().reset(wake_at);
+            }
+            if self.advert_open && self.advert_wait.is_none() {
+                let mut advert = self.advert.clone();
+                self.advert_wait = Some(Box::pin(async move { advert.changed().await.is_ok() }));
+            }
             let reports_running = self.reports.is_running();
-            let advert_open = self.advert_open;
             let wake = {
                 let links = &mut self.links;
                 let buf = &mut self.buf;
                 let rotor = &mut self.rotor;
                 let reports = &mut self.reports;
-                let advert = &mut self.advert;
+                let timer = &mut self.timer;
+                let advert_wait = &mut self.advert_wait;
+                // Biased, cheapest and rarest first; `tick` runs on every wake, so a flood of
+                // datagrams starves nothing that is due.
                 tokio::select! {
+                    biased;
+                    done = reports.next_done(), if reports_running => Wake::Report(done),
+                    changed = std::future::poll_fn(|cx| match advert_wait.as_mut() {
+                        Some(wait) => wait.as_mut().poll(cx),
+                        None => Poll::Pending,
+                    }) => Wake::Advert(changed),
                     (index, got) = std::future::poll_fn(|cx| poll_links(links, buf, rotor, cx)) => {
                         Wake::Datagram(index, got)
                     }
-                    done = reports.next_done(), if reports_running => Wake::Report(done),
-                    changed = advert.changed(), if advert_open => Wake::Advert(changed.is_ok()),
-                    () = tokio::time::sleep_until(wake_at) => Wake::Timer,
+                    () = timer.as_mut() => Wake::Timer,
                 }
             };
             let now = Instant::now();
@@ -172,13 +195,17 @@ impl Engine {
                 Wake::Report(Some(done)) => self.reports.finished(done, now),
                 Wake::Report(None) | Wake::Timer => {}
                 Wake::Advert(true) => {
+                    self.advert_wait = None;
                     self.current = *self.advert.borrow_and_update();
                     tracing::debug!(advert = ?self.current, "advert changed; announcing it");
                     for link in &mut self.links {
                         link.schedule.restart(now);
                     }
                 }
-                Wake::Advert(false) => self.advert_open = false,
+                Wake::Advert(false) => {
+                    self.advert_wait = None;
+                    self.advert_open = false;
+                }
             }
         }
     }
@@ -228,12 +255,17 @@ impl Engine {
     }
 
     fn wake_at(&self) -> Instant {
-        self.links
-            .iter()
-            .flat_map(|l| [Some(l.schedule.due()), l.answers.due()])
-            .chain([self.reports.next_slot()])
-            .flatten()
-            .fold(self.next_housekeeping, Instant::min)
+        let mut at = self.next_housekeeping;
+        for link in &self.links {
+            at = at.min(link.schedule.due());
+            if let Some(due) = link.answers.due() {
+                at = at.min(due);
+            }
+        }
+        if let Some(slot) = self.reports.next_slot() {
+            at = at.min(slot);
+        }
+        at
     }
 
     fn send(&mut self, index: usize, kind: Kind, starting: bool) {
@@ -295,14 +327,14 @@ impl Engine {
         if let Some(confirmer) = &self.confirmer {
             confirmer.heard(fp, ip);
         }
-        let times = self.gate.heard(fp, ip, now);
+        let tally = self.gate.heard(fp, ip, now);
         if heard.new_peer {
             tracing::debug!(peer = %fp.short(), name = %packet.name, %addr, link = %self.links[index].label, "heard a new peer");
         }
         if (heard.new_peer || packet.starting) && self.links[index].answers.request(now) {
             self.send(index, Kind::Answer, false);
         }
-        if self.gate.may_report(addr, times, now) {
+        if self.gate.may_report(addr, tally.times, now) {
             self.reports.offer(
                 Report {
                     peer: fp,
@@ -312,10 +344,12 @@ impl Engine {
                 now,
             );
         }
-        // A key's second packet from the same source is reported again though nothing changed:
-        // the chain keeps peers that are sighted again over one-shot (forged) identities.
-        let confirmed = times == crate::gate::HEARD_BEFORE_REPORT;
-        if (heard.changed || confirmed)
+        // A peer is reported again, though nothing changed, when it has been heard from the same
+        // source in 2, 4, 8... rounds: the chain keeps the peers it sighted most often when it is
+        // full, so a device that keeps announcing outranks a flood of forged identities, at the
+        // cost of a handful of extra sightings per peer and session.
+        let repeated = tally.new_round && tally.rounds >= 2 && tally.rounds.is_power_of_two();
+        if (heard.changed || repeated)
             && !self.events.contains(&fp)
             && self.events.len() < MAX_PEERS
         {

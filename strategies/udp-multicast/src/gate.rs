@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use localpair_core::Fingerprint;
+use localpair_core::peer::Rounds;
 use tokio::time::Instant;
 
 /// Times a key must be heard from one source address before a report goes there: two, so a
@@ -29,8 +30,9 @@ pub(crate) const HEARD_BEFORE_REPORT: u32 = 2;
 /// report per address, and a retry after 30 s is soon enough for a failed one.
 pub(crate) const PER_TARGET: Duration = Duration::from_secs(30);
 /// Most (key, source address) pairs counted. A flood of forged keys or spoofed sources evicts
-/// the pairs heard least often, longest ago — its own — so a device that keeps announcing keeps
-/// its count. 1024 pairs are 256 peers with four addresses each.
+/// the pairs heard in the fewest rounds (`localpair_core::peer::ROUND`), longest ago — its own —
+/// so a device that keeps announcing keeps its count. 1024 pairs are 256 peers with four
+/// addresses each.
 pub(crate) const MAX_SOURCES: usize = 1024;
 /// Most targets remembered within [`PER_TARGET`]; when all are that recent, nothing new is
 /// offered until one ages out (which caps offers at 1024 per 30 s even before the reporter's own
@@ -40,24 +42,45 @@ pub(crate) const MAX_TARGETS: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 struct Count {
     times: u32,
+    rounds: Rounds,
     last: Instant,
 }
 
-#[derive(Debug, Default)]
+/// How often a (key, source address) pair has been heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// Packets.
+    pub(crate) times: u32,
+    /// Distinct rounds.
+    pub(crate) rounds: u32,
+    /// This packet began a new round.
+    pub(crate) new_round: bool,
+}
+
+#[derive(Debug)]
 pub(crate) struct Gate {
     sources: HashMap<(Fingerprint, IpAddr), Count>,
     targets: HashMap<SocketAddr, Instant>,
+    origin: Instant,
 }
 
 impl Gate {
-    /// Counts a packet of `key` from `source`; returns how often that pair has been heard.
-    pub(crate) fn heard(&mut self, key: Fingerprint, source: IpAddr, now: Instant) -> u32 {
+    pub(crate) fn new(origin: Instant) -> Self {
+        Self {
+            sources: HashMap::new(),
+            targets: HashMap::new(),
+            origin,
+        }
+    }
+
+    /// Counts a packet of `key` from `source`.
+    pub(crate) fn heard(&mut self, key: Fingerprint, source: IpAddr, now: Instant) -> Tally {
         let pair = (key, source);
         if !self.sources.contains_key(&pair) && self.sources.len() >= MAX_SOURCES {
             let victim = self
                 .sources
                 .iter()
-                .min_by_key(|(_, c)| (c.times, c.last))
+                .min_by_key(|(_, c)| (c.rounds.count(), c.last))
                 .map(|(p, _)| *p);
             if let Some(victim) = victim {
                 self.sources.remove(&victim);
@@ -65,11 +88,19 @@ impl Gate {
         }
         let count = self.sources.entry(pair).or_insert(Count {
             times: 0,
+            rounds: Rounds::default(),
             last: now,
         });
         count.times = count.times.saturating_add(1);
         count.last = now;
-        count.times
+        let new_round = count
+            .rounds
+            .heard(now.saturating_duration_since(self.origin));
+        Tally {
+            times: count.times,
+            rounds: count.rounds.count(),
+            new_round,
+        }
     }
 
     /// Whether a report to `target` may be offered now, after the key was heard `times` from its
@@ -110,24 +141,24 @@ mod tests {
     #[test]
     fn one_packet_is_not_enough() {
         let now = Instant::now();
-        let mut gate = Gate::default();
+        let mut gate = Gate::new(now);
         let target = SocketAddr::from((SRC, 7777));
-        let once = gate.heard(key(1), SRC.into(), now);
+        let once = gate.heard(key(1), SRC.into(), now).times;
         assert!(!gate.may_report(target, once, now));
-        let twice = gate.heard(key(1), SRC.into(), now);
+        let twice = gate.heard(key(1), SRC.into(), now).times;
         assert!(gate.may_report(target, twice, now));
     }
 
     #[test]
     fn fresh_keys_get_one_report_per_target_per_window() {
         let t0 = Instant::now();
-        let mut gate = Gate::default();
+        let mut gate = Gate::new(t0);
         let target = SocketAddr::from((SRC, 7777));
         let mut offered = Vec::new();
         for n in 0..600u32 {
             let now = t0 + Duration::from_millis(u64::from(n) * 100);
             gate.heard(key(n), SRC.into(), now);
-            let times = gate.heard(key(n), SRC.into(), now);
+            let times = gate.heard(key(n), SRC.into(), now).times;
             if gate.may_report(target, times, now) {
                 offered.push(now - t0);
             }
@@ -139,21 +170,27 @@ mod tests {
     #[test]
     fn tables_are_bounded_and_a_regular_source_keeps_its_count() {
         let t0 = Instant::now();
-        let mut gate = Gate::default();
+        let mut gate = Gate::new(t0);
         let genuine = key(u32::MAX);
         let home = IpAddr::from([10, 0, 0, 2]);
-        gate.heard(genuine, home, t0);
-        gate.heard(genuine, home, t0);
         for n in 0..20_000u32 {
             let now = t0 + Duration::from_millis(u64::from(n));
+            // The genuine device announces every 500 ms; forged keys come in quick pairs, from
+            // spoofed sources, some under the genuine key.
+            if n % 500 == 0 {
+                gate.heard(genuine, home, now);
+            }
             let spoofed = IpAddr::from([10, 0, (n >> 8) as u8, n as u8]);
             gate.heard(if n % 2 == 0 { key(n) } else { genuine }, spoofed, now);
-            let times = gate.heard(key(n), SRC.into(), now);
+            gate.heard(key(n), SRC.into(), now);
+            let times = gate.heard(key(n), SRC.into(), now).times;
             gate.may_report(SocketAddr::from((spoofed, 1)), times, now);
         }
         assert_eq!(gate.sources.len(), MAX_SOURCES);
         assert!(gate.targets.len() <= MAX_TARGETS);
         let later = t0 + Duration::from_secs(25);
-        assert_eq!(gate.heard(genuine, home, later), 3);
+        let tally = gate.heard(genuine, home, later);
+        assert_eq!(tally.times, 41);
+        assert_eq!(tally.rounds, 21);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use localpair_core::peer::Rounds;
 use localpair_core::{Fingerprint, Peer};
 use tokio::time::Instant;
 
@@ -12,7 +13,8 @@ use crate::wire::Packet;
 
 /// Most peers remembered (as many as the discovery session keeps, see
 /// `localpair_core::chain::MAX_PEERS`): a flood of forged announcements evicts the peers heard
-/// least often, longest ago — its own one-shot identities — instead of growing without bound.
+/// in the fewest rounds (`localpair_core::peer::ROUND`), longest ago — its own identities —
+/// instead of growing without bound.
 pub(crate) const MAX_PEERS: usize = 256;
 
 /// Where a packet arrived: interface name and address family.
@@ -43,9 +45,9 @@ struct Entry {
     link_port: Option<u16>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
-    /// Packets heard under this key: a device that keeps announcing outranks forged one-shot
-    /// identities when the table is full.
-    heard: u32,
+    /// Rounds this key was heard in: a device that keeps announcing outranks forged
+    /// identities (one packet or a quick burst each) when the table is full.
+    rounds: Rounds,
 }
 
 /// What one packet changed.
@@ -63,6 +65,7 @@ pub(crate) struct PeerTable {
     expire_after: Duration,
     ever: usize,
     evicted: Vec<Fingerprint>,
+    origin: Instant,
 }
 
 impl PeerTable {
@@ -72,6 +75,7 @@ impl PeerTable {
             expire_after,
             ever: 0,
             evicted: Vec::new(),
+            origin: Instant::now(),
         }
     }
 
@@ -84,11 +88,14 @@ impl PeerTable {
         now: Instant,
     ) -> Heard {
         let fingerprint = packet.fingerprint;
+        let elapsed = now.saturating_duration_since(self.origin);
         let Some(entry) = self.entries.get_mut(&fingerprint) else {
             if self.entries.len() >= MAX_PEERS {
                 self.evict_oldest();
             }
             self.ever += 1;
+            let mut rounds = Rounds::default();
+            rounds.heard(elapsed);
             self.entries.insert(
                 fingerprint,
                 Entry {
@@ -102,7 +109,7 @@ impl PeerTable {
                         last_seen: now,
                     }],
                     last_seen: now,
-                    heard: 1,
+                    rounds,
                 },
             );
             return Heard {
@@ -125,7 +132,7 @@ impl PeerTable {
             changed = true;
         }
         entry.last_seen = now;
-        entry.heard = entry.heard.saturating_add(1);
+        entry.rounds.heard(elapsed);
         match entry.sightings.iter_mut().find(|s| s.link == *link) {
             Some(sighting) => {
                 if sighting.addr != addr {
@@ -153,7 +160,7 @@ impl PeerTable {
         let victim = self
             .entries
             .iter()
-            .min_by_key(|(_, e)| (e.heard, e.last_seen))
+            .min_by_key(|(_, e)| (e.rounds.count(), e.last_seen))
             .map(|(fp, _)| *fp);
         if let Some(fp) = victim {
             tracing::trace!(peer = %fp.short(), "peer table full; forgetting the peer heard least");
@@ -357,15 +364,18 @@ mod tests {
         let t0 = Instant::now();
         let mut table = PeerTable::new(Duration::from_secs(15));
         let genuine = packet(0xaa, "genuine");
-        for i in 0..100_000u32 {
-            let now = t0 + Duration::from_micros(u64::from(i) * 100);
-            // Its start-up burst, then one announcement every 5,000 forged ones.
-            if i % 5_000 == 0 || i == 1 {
+        // Its start-up burst, then one announcement every 5 s; a new forged identity every
+        // 5 ms (200 a second) for ten minutes, each announced twice in a row.
+        let schedule = [0u64, 100, 500, 1500];
+        for ms in (0..600_000u64).step_by(5) {
+            let now = t0 + Duration::from_millis(ms);
+            if schedule.contains(&ms) || (ms >= 5000 && ms % 5000 == 0) {
                 table.observe(&link("eth0", false), addr("10.0.0.2:4000"), &genuine, now);
             }
             let mut fp = [0u8; 32];
-            fp[..4].copy_from_slice(&i.to_be_bytes());
+            fp[..8].copy_from_slice(&ms.to_be_bytes());
             let p = Packet::new(Kind::Announce, Fingerprint::from_bytes(fp), 1, "x");
+            table.observe(&link("eth0", false), addr("10.0.0.9:1"), &p, now);
             table.observe(&link("eth0", false), addr("10.0.0.9:1"), &p, now);
         }
         assert_eq!(table.len(), MAX_PEERS);

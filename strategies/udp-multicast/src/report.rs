@@ -194,7 +194,12 @@ impl Reporter {
 
     /// When queued reports held back by the rate limit may start.
     pub(crate) fn next_slot(&self) -> Option<Instant> {
-        if self.queue.is_empty() || self.recent.len() < PER_SECOND {
+        // With every slot busy, the end of a running report wakes the engine instead (a slot
+        // in the past here would make it spin until then).
+        if self.queue.is_empty()
+            || self.recent.len() < PER_SECOND
+            || self.running.len() >= CONCURRENT
+        {
             return None;
         }
         self.recent.front().map(|t| *t + Duration::from_secs(1))
