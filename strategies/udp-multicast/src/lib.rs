@@ -60,9 +60,11 @@
 //!
 //! # Bounds
 //!
-//! Everything the network can fill is bounded: 256 peers (the one heard least often, longest
-//! ago, goes first), one address per peer and link, 1024 counted (key, source) pairs and 1024
-//! recent report targets, 32 queued reports and 1024 report states.
+//! Everything the network can fill is bounded: 256 peers (the one heard in the fewest one-second
+//! rounds, longest ago, goes first), one address per peer and link, 1024 counted (key, source)
+//! pairs and 1024 recent report targets, 32 queued reports and 1024 report states. A peer heard
+//! in 2, 4, 8... rounds is reported to the chain again, so the chain, when full, also keeps the
+//! devices that keep announcing.
 //!
 //! # Loopback test
 //!
