@@ -5,7 +5,7 @@ mod name;
 mod rounds;
 
 pub use name::{REPLACEMENT, clean_name, is_clean, is_control, is_invisible};
-pub use rounds::{ROUND, Rounds};
+pub use rounds::{ROUND, Rounds, evict_least};
 
 use std::net::SocketAddr;
 use std::time::Duration;

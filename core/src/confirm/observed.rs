@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::wire::ScopedIp;
 use crate::identity::Fingerprint;
-use crate::peer::Rounds;
+use crate::peer::{Rounds, evict_least};
 
 /// Most peer observations kept. Each names one of our addresses; a device has a few, and a
 /// report about an address we do not have is dropped by the resolver anyway.
@@ -94,14 +94,7 @@ impl Book {
         let seq = self.seq;
         let from = from.to_canonical();
         if !self.heard.contains_key(&key) && self.heard.len() >= MAX_HEARD_KEYS {
-            let victim = self
-                .heard
-                .iter()
-                .min_by_key(|(_, h)| (h.rounds.count(), h.last))
-                .map(|(k, _)| *k);
-            if let Some(victim) = victim {
-                self.heard.remove(&victim);
-            }
+            evict_least(&mut self.heard, |h| (h.rounds.count(), h.last));
         }
         let entry = self.heard.entry(key).or_insert(HeardKey {
             sources: Vec::new(),

@@ -1,5 +1,7 @@
 //! The measure every table the network can fill evicts by.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Duration;
 
 /// The length of a round: something heard several times within one round counts once.
@@ -38,6 +40,19 @@ impl Rounds {
     }
 }
 
+/// Removes the entry of `table` whose `rank` is least — fewest rounds first, then the oldest
+/// (the second part, e.g. when it was last heard) — and returns its key: the eviction rule of
+/// every table bounded by [`Rounds`].
+pub fn evict_least<K, V, T>(table: &mut HashMap<K, V>, rank: impl Fn(&V) -> (u32, T)) -> Option<K>
+where
+    K: Copy + Eq + Hash,
+    T: Ord,
+{
+    let victim = table.iter().min_by_key(|(_, v)| rank(v)).map(|(k, _)| *k)?;
+    table.remove(&victim);
+    Some(victim)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +65,13 @@ mod tests {
         assert!(r.heard(Duration::from_millis(1000)));
         assert!(r.heard(Duration::from_millis(5500)));
         assert_eq!(r.count(), 3);
+    }
+
+    #[test]
+    fn the_least_heard_oldest_entry_goes() {
+        let mut table = HashMap::from([(1, (2, 10)), (2, (1, 30)), (3, (1, 20))]);
+        assert_eq!(evict_least(&mut table, |v| *v), Some(3));
+        assert_eq!(evict_least(&mut table, |v| *v), Some(2));
+        assert_eq!(table.len(), 1);
     }
 }

@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use localpair_core::Fingerprint;
-use localpair_core::peer::Rounds;
+use localpair_core::peer::{Rounds, evict_least};
 use tokio::time::Instant;
 
 /// Times a key must be heard from one source address before a report goes there: two, so a
@@ -77,14 +77,7 @@ impl Gate {
     pub(crate) fn heard(&mut self, key: Fingerprint, source: IpAddr, now: Instant) -> Tally {
         let pair = (key, source);
         if !self.sources.contains_key(&pair) && self.sources.len() >= MAX_SOURCES {
-            let victim = self
-                .sources
-                .iter()
-                .min_by_key(|(_, c)| (c.rounds.count(), c.last))
-                .map(|(p, _)| *p);
-            if let Some(victim) = victim {
-                self.sources.remove(&victim);
-            }
+            evict_least(&mut self.sources, |c| (c.rounds.count(), c.last));
         }
         let count = self.sources.entry(pair).or_insert(Count {
             times: 0,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use localpair_core::peer::Rounds;
+use localpair_core::peer::{Rounds, evict_least};
 use localpair_core::{Fingerprint, Peer};
 use tokio::time::Instant;
 
@@ -91,7 +91,7 @@ impl PeerTable {
         let elapsed = now.saturating_duration_since(self.origin);
         let Some(entry) = self.entries.get_mut(&fingerprint) else {
             if self.entries.len() >= MAX_PEERS {
-                self.evict_oldest();
+                self.evict_least_heard();
             }
             self.ever += 1;
             let mut rounds = Rounds::default();
@@ -156,15 +156,9 @@ impl PeerTable {
         }
     }
 
-    fn evict_oldest(&mut self) {
-        let victim = self
-            .entries
-            .iter()
-            .min_by_key(|(_, e)| (e.rounds.count(), e.last_seen))
-            .map(|(fp, _)| *fp);
-        if let Some(fp) = victim {
+    fn evict_least_heard(&mut self) {
+        if let Some(fp) = evict_least(&mut self.entries, |e| (e.rounds.count(), e.last_seen)) {
             tracing::trace!(peer = %fp.short(), "peer table full; forgetting the peer heard least");
-            self.entries.remove(&fp);
             // Bounded: drained by the engine after every packet.
             if self.evicted.len() < MAX_PEERS {
                 self.evicted.push(fp);
