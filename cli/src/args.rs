@@ -21,6 +21,13 @@ pub struct Args {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Keep this device's key and trust store in DIR (default: `[device] state_dir`, else
+    /// $XDG_STATE_HOME/localpair or ~/.local/state/localpair).
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "ephemeral")]
+    pub state_dir: Option<PathBuf>,
+    /// A throwaway identity for this run: a new key, nothing read or written on disk.
+    #[arg(long, global = true)]
+    pub ephemeral: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -53,11 +60,35 @@ pub enum Command {
         /// Where the QR code goes: terminal, none, png:FILE or svg:FILE.
         #[arg(long, default_value = "terminal", value_name = "TARGET")]
         qr: crate::qr::QrTarget,
+        /// Do not save the device that joins in the trust store.
+        #[arg(long)]
+        no_save: bool,
     },
     /// Pair with a host, from its code (the argument, or a line on stdin).
     Join {
         /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
         code: Option<String>,
+        /// Do not save the host in the trust store.
+        #[arg(long)]
+        no_save: bool,
+    },
+    /// Accept connections from known peers; what they send goes to stdout.
+    Listen {
+        /// Exit 0 after the first connection closes.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Connect to a known peer without a code; stdin goes to it, what it sends to stdout.
+    Connect {
+        /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
+        peer: String,
+    },
+    /// List the devices this one paired with.
+    Peers,
+    /// Forget a known peer: it can no longer connect, nor be connected to.
+    Forget {
+        /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
+        peer: String,
     },
     /// Run the diagnostics report: why can (or can't) this device pair here? Sends multicast,
     /// mDNS and connections to the peers found, on the local network only.

@@ -37,9 +37,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A pairing code did not parse (exit 2: bad input).
+    /// Bad input or state, found before anything was tried (exit 2): a code that does not
+    /// parse, an unknown or ambiguous peer, a key or trust store that cannot be used.
     #[error("{0}")]
-    Code(#[source] localpair_pairing::Error),
+    Usage(#[source] localpair_pairing::Error),
     /// Hosting or joining a pairing failed (exit 1).
     #[error("{0}")]
     Pairing(#[source] localpair_pairing::Error),
@@ -69,7 +70,7 @@ impl Error {
     /// 2 for bad usage or configuration, 1 for a failed operation.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Code(_) => 2,
+            Self::Config(_) | Self::Usage(_) => 2,
             _ => 1,
         }
     }

@@ -1,5 +1,5 @@
-//! The binary's contract that needs no network: listing, config errors, exit codes. Nothing here
-//! opens a socket: every command fails before it would.
+//! The binary's contract that needs no network: listing, config errors, exit codes, the state
+//! directory. Nothing here sends a packet: every command fails, or is done, before it would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -15,7 +15,12 @@ fn localpair(args: &[&str], config: Option<&str>) -> Output {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_localpair"));
-    command.current_dir(&dir).args(args);
+    // Never the real home: a device key or trust store goes into this call's own directory.
+    command
+        .current_dir(&dir)
+        .env("HOME", &dir)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("LOCALPAIR_") {
             command.env_remove(key);
@@ -200,4 +205,84 @@ fn example_config_documents_the_defaults() {
         diagnostics,
         localpair_diagnostics::DiagnosticsConfig::default()
     );
+}
+
+/// A private state directory for one test.
+fn state(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("localpair-cli-state-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = state("key");
+    let state_dir = dir.to_str().unwrap();
+    // Creates the key (an unknown peer is bad usage, found before anything is dialled).
+    let out = localpair(&["--state-dir", state_dir, "connect", "nobody"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let key = dir.join("device-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = localpair(&["--state-dir", state_dir, "connect", "nobody"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_trust_store_names_the_file_and_line_and_is_kept() {
+    let dir = state("trust");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("trusted-peers.toml");
+    let broken = "version = 1\n\n[[peer]]\nfingerprint = \"not hex\"\n";
+    std::fs::write(&file, broken).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = localpair(&["--state-dir", dir.to_str().unwrap(), "peers"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        broken,
+        "never rewritten"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn peers_lists_nothing_on_a_new_device_as_json() {
+    let dir = state("empty");
+    let out = localpair(
+        &["--json", "--state-dir", dir.to_str().unwrap(), "peers"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["peers"], serde_json::json!([]));
+    let out = localpair(
+        &["--state-dir", dir.to_str().unwrap(), "forget", "laptop"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no known peer is `laptop`"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// What kind of link an interface is, by its name and OS flags.
+/// What kind of link an interface is: what the OS says where it says it, else its name (see
+/// [`classify`](crate::classify)).
 ///
 /// Used to rank candidates: a VPN tunnel or a Docker bridge usually holds an address that a phone
 /// on the same Wi-Fi cannot reach, so it goes last and says so.
@@ -14,8 +15,16 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum InterfaceClass {
-    /// Ethernet or Wi-Fi: the link a peer on the LAN is most likely on.
+    /// Wired Ethernet hardware.
+    Ethernet,
+    /// Wi-Fi hardware.
+    Wifi,
+    /// Hardware whose kind is not known (a name like macOS `en0`, or a bridge over a NIC): the
+    /// link a peer on the LAN is most likely on.
     Physical,
+    /// One end of a virtual Ethernet pair whose other end is elsewhere (veth, macvlan): a
+    /// container's or a network namespace's uplink, LAN-class from inside.
+    VirtualEthernet,
     /// A name we do not recognise.
     Unknown,
     /// A tunnel (WireGuard, OpenVPN, Tailscale, ZeroTier, PPP).
@@ -30,8 +39,8 @@ impl InterfaceClass {
     /// Lower is preferred.
     pub fn rank(self) -> u8 {
         match self {
-            Self::Physical => 0,
-            Self::Unknown => 1,
+            Self::Ethernet | Self::Wifi | Self::Physical => 0,
+            Self::VirtualEthernet | Self::Unknown => 1,
             Self::Vpn => 2,
             Self::VirtualBridge => 3,
             Self::Loopback => 4,
@@ -42,13 +51,19 @@ impl InterfaceClass {
     /// interface: ethernet, Wi-Fi, or a name we do not recognise (Windows calls its NIC
     /// "Ethernet"). VPN tunnels, virtual bridges and loopback are not.
     pub fn is_lan(self) -> bool {
-        matches!(self, Self::Physical | Self::Unknown)
+        matches!(
+            self,
+            Self::Ethernet | Self::Wifi | Self::Physical | Self::VirtualEthernet | Self::Unknown
+        )
     }
 
     /// The class name as it appears in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Ethernet => "ethernet",
+            Self::Wifi => "wifi",
             Self::Physical => "physical",
+            Self::VirtualEthernet => "virtual-ethernet",
             Self::Unknown => "unknown",
             Self::Vpn => "vpn",
             Self::VirtualBridge => "virtual-bridge",
@@ -163,7 +178,12 @@ impl Candidate {
     pub fn placement(&self) -> String {
         let name = self.interface.as_deref().unwrap_or("an unknown interface");
         let place = match self.class {
+            InterfaceClass::Ethernet => format!("on Ethernet interface {name}"),
+            InterfaceClass::Wifi => format!("on Wi-Fi interface {name}"),
             InterfaceClass::Physical => format!("on physical interface {name}"),
+            InterfaceClass::VirtualEthernet => {
+                format!("on {name}, a virtual Ethernet link (a container's or namespace's uplink)")
+            }
             InterfaceClass::Unknown => format!("on {name} (interface type not recognised)"),
             InterfaceClass::Vpn => format!(
                 "on {name}, a VPN tunnel: devices on the LAN usually cannot reach it; ranked low"

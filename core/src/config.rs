@@ -106,8 +106,11 @@ pub struct InterfacesConfig {
 pub struct DeviceConfig {
     /// Name announced to peers; empty means the host name.
     pub name: String,
-    /// Directory holding the device key; empty means a new key every run.
+    /// Directory holding the device key and the trust store; unset means the platform's state
+    /// directory (`$XDG_STATE_HOME/localpair`, else `~/.local/state/localpair` on Linux).
     pub state_dir: Option<PathBuf>,
+    /// A throwaway identity: a new key for this run, nothing read or written on disk.
+    pub ephemeral: bool,
 }
 
 /// The `[confirm]` section: the confirmation listener.
@@ -119,8 +122,10 @@ pub struct ConfirmConfig {
     pub handshake_timeout_ms: u64,
     /// How long `confirm(ip)` waits for its code to arrive.
     pub confirm_timeout_ms: u64,
-    /// Connections served at once; more are closed at accept.
+    /// Connections served at once; when full, the oldest is closed to make room.
     pub max_connections: usize,
+    /// Connections from one source (address, or IPv6 /64) at once; more are closed at accept.
+    pub max_per_source: usize,
 }
 
 impl Default for ConfirmConfig {
@@ -128,7 +133,8 @@ impl Default for ConfirmConfig {
         Self {
             handshake_timeout_ms: 2_000,
             confirm_timeout_ms: 1_000,
-            max_connections: 32,
+            max_connections: 64,
+            max_per_source: 8,
         }
     }
 }
@@ -396,6 +402,12 @@ impl Settings {
     /// The typed configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The same settings with `key` (dotted: `device.state_dir`) set to `value`, winning over the
+    /// file and the environment, as a command-line flag does.
+    pub fn with_value<T: Serialize>(self, key: &str, value: T) -> Result<Self, Error> {
+        Self::from_figment(self.figment.merge(Serialized::default(key, value)))
     }
 
     /// The `[strategies.<name>]` table (also reachable as `strategies.<name_with_underscores>`,

@@ -11,6 +11,7 @@ use crate::confirm::Confirmer;
 use crate::error::{Error, FailureKind, StrategyError};
 use crate::identity::Identity;
 use crate::interfaces::{Interface, InterfaceFilter};
+use crate::state::StateDir;
 
 /// Shared, cheap to clone.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ struct Inner {
     identity: Arc<Identity>,
     filter: InterfaceFilter,
     confirmer: Option<Confirmer>,
+    state: Option<StateDir>,
     cancel: CancellationToken,
     advert: watch::Sender<Advert>,
     join_target: watch::Sender<Option<JoinTarget>>,
@@ -117,6 +119,7 @@ impl Context {
                 identity,
                 filter,
                 confirmer,
+                state: None,
                 cancel: CancellationToken::new(),
                 advert: watch::channel(Advert::default()).0,
                 join_target: watch::channel(None).0,
@@ -124,9 +127,10 @@ impl Context {
         })
     }
 
-    /// Everything an operation needs, from the settings alone: the device key (from
-    /// `device.state_dir`, or a fresh one), the device name (`device.name`, or the host name), and
-    /// a running confirmation listener.
+    /// Everything an operation needs, from the settings alone: the state directory (`[device]
+    /// state_dir`, else the platform's) with the device key in it, or a throwaway key when
+    /// `[device] ephemeral` is set; the device name (`[device] name`, else the host name); and a
+    /// running confirmation listener.
     pub fn start(settings: Settings) -> Result<Self, Error> {
         let device = &settings.config().device;
         let name = if device.name.is_empty() {
@@ -134,12 +138,23 @@ impl Context {
         } else {
             device.name.clone()
         };
-        let identity = Arc::new(match &device.state_dir {
-            Some(dir) => Identity::load_or_create(dir, name)?,
+        let state = StateDir::of_device(device)?;
+        let identity = match &state {
+            Some(state) => Identity::load_or_create(state, name)?,
             None => Identity::ephemeral(name)?,
-        });
+        };
+        let identity = Arc::new(identity);
         let confirmer = Confirmer::start(Arc::clone(&identity), settings.config().confirm.clone())?;
-        Self::new(settings, identity, Some(confirmer))
+        let mut ctx = Self::new(settings, identity, Some(confirmer))?;
+        if let Some(inner) = Arc::get_mut(&mut ctx.inner) {
+            inner.state = state;
+        }
+        Ok(ctx)
+    }
+
+    /// The state directory, unless the identity is ephemeral.
+    pub fn state_dir(&self) -> Option<&StateDir> {
+        self.inner.state.as_ref()
     }
 
     /// The loaded settings.

@@ -84,6 +84,27 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A state file or the state directory could not be read, written or locked.
+    #[error("state {}: {reason}", path.display())]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A state file that group or others may read or write: refused, since it holds the device
+    /// key or the list of trusted devices.
+    #[error(
+        "{} is accessible to other users (mode {mode:03o}); fix it with `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    InsecureFile {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The OS random generator failed (no entropy source): nothing secret can be made.
     #[error("the OS random generator failed")]
     Random,
@@ -294,7 +315,9 @@ impl Classify for Error {
             // Pin mismatches arrive as `KeyMismatch`; what is left is a handshake that failed.
             Self::Tls(_) => FailureKind::Protocol,
             Self::NotConfirmed { .. } => FailureKind::Network,
+            Self::InsecureFile { .. } => FailureKind::Config,
             Self::Interfaces(_)
+            | Self::State { .. }
             | Self::Identity { .. }
             | Self::Io { .. }
             | Self::Random

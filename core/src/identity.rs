@@ -5,7 +5,7 @@
 //! in the project this design learned from).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use rcgen::{CertificateParams, KeyPair, PublicKeyData};
@@ -13,9 +13,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+use crate::state::StateDir;
 
 /// File name of the persisted device key inside the state directory.
 pub const KEY_FILE: &str = "device-key.pem";
+/// A P-256 key in PEM is about 240 bytes; anything much larger is not our key file.
+const MAX_KEY_FILE: usize = 16 * 1024;
 
 /// SHA-256 of a key's DER SubjectPublicKeyInfo.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,18 +214,30 @@ impl Identity {
         Self::from_key(&key, name.into(), Path::new("<ephemeral>"))
     }
 
-    /// Loads the key from `dir/device-key.pem`, creating the directory (mode 0700) and the key
-    /// (mode 0600) the first time.
-    pub fn load_or_create(dir: &Path, name: impl Into<String>) -> Result<Self, Error> {
-        let path = dir.join(KEY_FILE);
-        let key = match std::fs::read_to_string(&path) {
-            Ok(pem) => KeyPair::from_pem(&pem).map_err(|e| identity_error(&path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    /// Loads the key from `device-key.pem` in the state directory, creating it (mode 0600) the
+    /// first time. A key file that others can read is refused (with the `chmod` that fixes it);
+    /// one that does not parse is an error and is never replaced, since replacing it would change
+    /// who this device is. Two processes starting at once end up with the same key.
+    pub fn load_or_create(state: &StateDir, name: impl Into<String>) -> Result<Self, Error> {
+        let path = state.file(KEY_FILE);
+        let _lock = state.lock(KEY_FILE)?;
+        let key = match state.read(KEY_FILE, MAX_KEY_FILE)? {
+            Some(pem) => {
+                let pem = String::from_utf8(pem).map_err(|_| {
+                    identity_error(
+                        &path,
+                        "is not a PEM key (not text); move it away to start anew",
+                    )
+                })?;
+                KeyPair::from_pem(&pem).map_err(|e| {
+                    identity_error(&path, format!("{e}; move it away to start anew"))
+                })?
+            }
+            None => {
                 let key = KeyPair::generate().map_err(|e| identity_error(&path, e))?;
-                write_private(dir, &path, key.serialize_pem().as_bytes())?;
+                state.write(KEY_FILE, key.serialize_pem().as_bytes())?;
                 key
             }
-            Err(e) => return Err(identity_error(&path, e)),
         };
         Self::from_key(&key, name.into(), &path)
     }
@@ -271,10 +286,11 @@ impl Identity {
     }
 }
 
-/// The machine's host name, or `localpair` when it cannot be read.
+/// The machine's host name as the OS gives it (`gethostname(2)` on Unix, `GetComputerNameExW`
+/// on Windows), else `$HOSTNAME` or `%COMPUTERNAME%`, else `localpair`.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
+    Some(gethostname::gethostname().to_string_lossy().into_owned())
+        .filter(|name| !name.trim().is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .map(|name| name.trim().to_owned())
@@ -287,26 +303,6 @@ fn identity_error(path: &Path, error: impl fmt::Display) -> Error {
         path: path.to_path_buf(),
         reason: error.to_string(),
     }
-}
-
-fn write_private(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| identity_error(dir, e))?;
-    let temp: PathBuf = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temp).map_err(|e| identity_error(&temp, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| identity_error(&temp, e))?;
-    // Rename is atomic: two processes starting at once both end up with one valid key file.
-    std::fs::rename(&temp, path).map_err(|e| identity_error(path, e))
 }
 
 /// `N` bytes from the OS random generator (ring's `SystemRandom`): codes, secrets, nonces.
@@ -333,8 +329,9 @@ mod tests {
     fn persisted_key_is_stable_and_private() {
         let dir = std::env::temp_dir().join(format!("localpair-id-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let first = Identity::load_or_create(&dir, "a").unwrap();
-        let second = Identity::load_or_create(&dir, "a").unwrap();
+        let state = StateDir::open(&dir).unwrap();
+        let first = Identity::load_or_create(&state, "a").unwrap();
+        let second = Identity::load_or_create(&state, "a").unwrap();
         assert_eq!(first.fingerprint(), second.fingerprint());
         #[cfg(unix)]
         {
@@ -352,11 +349,22 @@ mod tests {
     fn corrupt_key_file_is_a_named_error() {
         let dir = std::env::temp_dir().join(format!("localpair-bad-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(KEY_FILE), "not a key").unwrap();
-        let err = Identity::load_or_create(&dir, "a").unwrap_err();
+        let state = StateDir::open(&dir).unwrap();
+        state.write(KEY_FILE, b"not a key").unwrap();
+        let err = Identity::load_or_create(&state, "a").unwrap_err();
         assert!(err.to_string().contains(KEY_FILE), "{err}");
+        // Never replaced: the same bytes are still there.
+        assert_eq!(state.read(KEY_FILE, 64).unwrap().unwrap(), b"not a key");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        if !kernel.trim().is_empty() {
+            assert_eq!(host_name(), kernel.trim());
+        }
     }
 
     #[test]

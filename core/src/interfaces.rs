@@ -69,12 +69,13 @@ impl InterfaceAddr {
 }
 
 impl Interface {
-    /// An interface that is up, classified by its name (for tests and custom strategies).
+    /// An interface that is up, classified by its name only (for tests and custom strategies:
+    /// the machine running them is not asked).
     pub fn new(name: &str, index: Option<u32>, addrs: Vec<InterfaceAddr>) -> Self {
         Self {
             name: name.to_owned(),
             index,
-            class: classify(name, false),
+            class: crate::classify::by_name(name),
             up: true,
             point_to_point: false,
             addrs,
@@ -124,40 +125,15 @@ fn is_unique_local(ip: Ipv6Addr) -> bool {
     ip.segments()[0] & 0xfe00 == 0xfc00
 }
 
-/// Classifies an interface by its name (and loopback flag). Names are what the OS and the usual
-/// tools assign; a renamed interface falls back to [`InterfaceClass::Unknown`].
+/// Classifies an interface: what the OS says about it (Linux: sysfs), else its name under the
+/// Linux, macOS and Windows naming rules (see [`classify`](crate::classify)).
 pub fn classify(name: &str, loopback: bool) -> InterfaceClass {
-    const BRIDGES: &[&str] = &[
-        "docker", "br-", "virbr", "vboxnet", "vmnet", "veth", "cni", "flannel", "lxcbr", "lxdbr",
-        "podman", "vnet", "kube", "cali", "weave",
-    ];
-    const VPNS: &[&str] = &[
-        "tun",
-        "tap",
-        "wg",
-        "utun",
-        "tailscale",
-        "zt",
-        "ppp",
-        "ipsec",
-        "nordlynx",
-        "proton",
-        "gpd",
-    ];
-    const PHYSICAL: &[&str] = &["eth", "en", "wl", "wlan", "wifi", "ath", "em", "bond"];
-    if loopback || name == "lo" || name.starts_with("lo0") {
+    if loopback {
         return InterfaceClass::Loopback;
     }
-    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
-    if starts(BRIDGES) {
-        InterfaceClass::VirtualBridge
-    } else if starts(VPNS) {
-        InterfaceClass::Vpn
-    } else if starts(PHYSICAL) {
-        InterfaceClass::Physical
-    } else {
-        InterfaceClass::Unknown
-    }
+    crate::classify::linux_facts(name)
+        .and_then(|facts| crate::classify::from_linux_facts(&facts))
+        .unwrap_or_else(|| crate::classify::by_name(name))
 }
 
 /// The `[interfaces]` allow/deny globs, compiled.
@@ -374,8 +350,8 @@ mod tests {
         for (name, class) in [
             ("eth0", InterfaceClass::Physical),
             ("enp3s0", InterfaceClass::Physical),
-            ("wlan0", InterfaceClass::Physical),
-            ("wlp2s0", InterfaceClass::Physical),
+            ("wlan0", InterfaceClass::Wifi),
+            ("wlp2s0", InterfaceClass::Wifi),
             ("docker0", InterfaceClass::VirtualBridge),
             ("br-1a2b", InterfaceClass::VirtualBridge),
             ("virbr0", InterfaceClass::VirtualBridge),
@@ -391,7 +367,8 @@ mod tests {
             ("lo", InterfaceClass::Loopback),
             ("mystery", InterfaceClass::Unknown),
         ] {
-            assert_eq!(classify(name, false), class, "{name}");
+            // The names alone: the machine running the test is not asked.
+            assert_eq!(crate::classify::by_name(name), class, "{name}");
         }
     }
 

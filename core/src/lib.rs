@@ -45,6 +45,7 @@ pub mod bytes;
 pub mod candidate;
 pub mod chain;
 pub mod check;
+pub mod classify;
 pub mod config;
 pub mod confirm;
 mod context;
@@ -57,6 +58,7 @@ pub mod peer;
 pub mod registry;
 mod resolver;
 pub mod serve;
+pub mod state;
 pub mod tls;
 
 pub use candidate::{Candidate, Confirmation, InterfaceClass};

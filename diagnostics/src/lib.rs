@@ -34,7 +34,8 @@
 //! // No strategy in either chain, so this report sends nothing but to itself (loopback); a real
 //! // one uses `Source::Discover` and `Registry::linked()`.
 //! let settings = Settings::load(Source::Toml(
-//!     "[resolve]\norder = []\n[discover]\norder = []\n[diagnostics]\ndiscovery_window_ms = 100\n".into(),
+//!     "[device]\nephemeral = true\n[resolve]\norder = []\n[discover]\norder = []\n\
+//!      [diagnostics]\ndiscovery_window_ms = 100\n".into(),
 //! ))?;
 //! let report = diagnostics::run_with_settings(settings, &Registry::default(), Options::default()).await;
 //! assert_eq!(report.check("listener").map(|c| c.status), Some(Status::Pass));
@@ -238,7 +239,7 @@ mod tests {
             })
             .unwrap();
         let settings = Settings::load(Source::Toml(
-            "[resolve]\norder = []\n[discover]\norder = [\"silent-custom\"]\n\
+            "[device]\nephemeral = true\n[resolve]\norder = []\n[discover]\norder = [\"silent-custom\"]\n\
              [diagnostics]\ndiscovery_window_ms = 200\n"
                 .into(),
         ))
@@ -261,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn without_strategies_every_check_still_reports_and_the_log_is_captured() {
         let settings = Settings::load(Source::Toml(
-            "[resolve]\norder = []\n[discover]\norder = []\n[diagnostics]\ndiscovery_window_ms = 200\n"
+            "[device]\nephemeral = true\n[resolve]\norder = []\n[discover]\norder = []\n[diagnostics]\ndiscovery_window_ms = 200\n"
                 .into(),
         ))
         .unwrap();

@@ -1,5 +1,6 @@
-//! The sections this crate owns: `[pairing]` (hosting, and the joiner's dials) and `[join]` (the
-//! discoverer chain a joiner runs to find its host).
+//! The sections this crate owns: `[pairing]` (hosting, and the dials of joining and
+//! reconnecting), `[join]` (the discoverer chain a joiner runs to find its host) and `[connect]`
+//! (the chain that finds a known peer to reconnect to).
 
 use localpair_core::config::{ChainConfig, ChainMode};
 use localpair_core::{DiscovererChain, Registry, Settings};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 localpair_core::register_section!("pairing");
 localpair_core::register_section!("join");
+localpair_core::register_section!("connect");
 
 /// The `[pairing]` section: hosting and joining.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,13 +19,14 @@ pub struct PairingConfig {
     pub port: u16,
     /// How long a code lives.
     pub code_ttl_ms: u64,
-    /// Wrong proofs that end a code.
-    pub max_wrong_proofs: u32,
+    /// Wait after a source's first wrong proof before its next is looked at; doubles with each
+    /// wrong proof, up to 60 s. Wrong proofs never end a code.
+    pub wrong_proof_backoff_ms: u64,
     /// TLS handshake plus proof exchange must finish within this.
     pub handshake_timeout_ms: u64,
-    /// Unproven connections at once, in total.
+    /// Unproven connections at once, in total; when full, the oldest is closed to make room.
     pub max_unauthenticated: usize,
-    /// Unproven connections at once, per source address.
+    /// Unproven connections at once, per source (address, or IPv6 /64); more are closed.
     pub max_per_source: usize,
     /// Addresses written into a code (best first).
     pub code_candidates: usize,
@@ -36,9 +39,9 @@ impl Default for PairingConfig {
         Self {
             port: 0,
             code_ttl_ms: 300_000,
-            max_wrong_proofs: 5,
-            handshake_timeout_ms: 5_000,
-            max_unauthenticated: 16,
+            wrong_proof_backoff_ms: 250,
+            handshake_timeout_ms: 3_000,
+            max_unauthenticated: 64,
             max_per_source: 4,
             code_candidates: 4,
             dial_timeout_ms: 2_000,
@@ -85,5 +88,41 @@ impl JoinConfig {
         settings: &Settings,
     ) -> Result<DiscovererChain, localpair_core::Error> {
         DiscovererChain::from_section(registry, settings, "join", &self.0)
+    }
+}
+
+/// The `[connect]` section: the discoverer chain that finds a known peer to reconnect to (the
+/// same shape as `[discover]`; `direct` offers the peer's last known addresses, `subnet-scan`
+/// looks for its link port when it moved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+#[non_exhaustive]
+pub struct ConnectConfig(pub ChainConfig);
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self(ChainConfig::new(
+            &["direct", "udp-multicast", "mdns", "subnet-scan"],
+            ChainMode::All,
+            0,
+            0,
+            10_000,
+        ))
+    }
+}
+
+impl ConnectConfig {
+    /// The `[connect]` section of `settings`, defaults for what is not set.
+    pub fn from_settings(settings: &Settings) -> Result<Self, localpair_core::Error> {
+        settings.section("connect")
+    }
+
+    /// The discoverer chain this section describes, built from the registry.
+    pub fn chain(
+        &self,
+        registry: &Registry,
+        settings: &Settings,
+    ) -> Result<DiscovererChain, localpair_core::Error> {
+        DiscovererChain::from_section(registry, settings, "connect", &self.0)
     }
 }

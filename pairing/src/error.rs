@@ -39,12 +39,6 @@ pub enum Error {
         /// The code's lifetime.
         after: Duration,
     },
-    /// Wrong proofs ended the code (someone guessing, or joiners holding another code).
-    #[error("{count} wrong pairing attempts ended the code")]
-    TooManyWrongProofs {
-        /// How many were allowed.
-        count: u32,
-    },
     /// The host refused our proof or the code.
     #[error("{addr}: {}", refusal.explain())]
     Refused {
@@ -64,6 +58,43 @@ pub enum Error {
     Superseded {
         /// The address of the unused connection.
         addr: SocketAddr,
+    },
+    /// The trust store does not parse, or cannot take another peer. It is never rewritten
+    /// while it does not parse.
+    #[error("trust store {}: {reason}", path.display())]
+    TrustStore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, with the line when the text does not parse.
+        reason: String,
+    },
+    /// No known peer matches the name, id or fingerprint given.
+    #[error("no known peer is `{who}`; known: {known}")]
+    UnknownPeer {
+        /// What was given.
+        who: String,
+        /// The known peers.
+        known: String,
+    },
+    /// Several known peers match what was given.
+    #[error("`{who}` matches several known peers: {matching}; give more of the id or fingerprint")]
+    AmbiguousPeer {
+        /// What was given.
+        who: String,
+        /// The peers it matches.
+        matching: String,
+    },
+    /// Hosting is impossible: no resolver found an address that a peer could use.
+    #[error("no usable address found; {attempts}")]
+    NoAddress {
+        /// Every resolver attempt and how it ended.
+        attempts: String,
+    },
+    /// Reconnecting to a known peer failed.
+    #[error("connecting failed: {summary}")]
+    ConnectFailed {
+        /// What was tried, and the likely cause (which side does not know whom).
+        summary: String,
     },
     /// No address paired before the deadline.
     #[error("pairing failed: {summary}")]
@@ -92,9 +123,22 @@ impl Classify for Error {
             Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
             Self::Malformed { .. } => FailureKind::Protocol,
             Self::Refused { .. } | Self::HostProofInvalid { .. } => FailureKind::Security,
-            Self::CodeExpired { .. } | Self::TooManyWrongProofs { .. } => FailureKind::Security,
-            Self::Superseded { .. } | Self::JoinFailed { .. } => FailureKind::NothingFound,
+            Self::CodeExpired { .. } => FailureKind::Security,
+            Self::Superseded { .. }
+            | Self::JoinFailed { .. }
+            | Self::ConnectFailed { .. }
+            | Self::NoAddress { .. } => FailureKind::NothingFound,
+            Self::TrustStore { .. } | Self::UnknownPeer { .. } | Self::AmbiguousPeer { .. } => {
+                FailureKind::Config
+            }
         }
+    }
+}
+
+/// A failed read or write on a [`Link`](crate::Link), for applications using `?`.
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::io("link stream", error)
     }
 }
 

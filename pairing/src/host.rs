@@ -1,11 +1,12 @@
 //! The host side: a TLS listener that takes exactly one joiner holding the code's secret.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -14,8 +15,9 @@ use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
+use crate::link::Link;
 use localpair_core::identity::Identity;
-use localpair_core::serve::{Limits, accept_loop};
+use localpair_core::serve::{Admission, Limits, accept_loop, source_key};
 use localpair_core::tls;
 
 /// How a host listens.
@@ -34,14 +36,17 @@ pub struct HostOptions {
     pub candidates: Vec<IpAddr>,
     /// How long the code lives.
     pub ttl: Duration,
-    /// Wrong proofs that end the code.
-    pub max_wrong_proofs: u32,
+    /// Wait after a source's first wrong proof before its next is looked at; it doubles with each
+    /// wrong proof (up to [`MAX_PROOF_BACKOFF`]). Wrong proofs never end the code.
+    pub wrong_proof_backoff: Duration,
     /// TLS handshake plus proof exchange must finish within this.
     pub handshake_timeout: Duration,
     /// Connections not yet proven, in total.
     pub max_unauthenticated: usize,
     /// Connections not yet proven, per source address.
     pub max_per_source: usize,
+    /// This device's link port, told to the joiner so it can reconnect later.
+    pub link_port: Option<u16>,
 }
 
 impl Default for HostOptions {
@@ -52,24 +57,66 @@ impl Default for HostOptions {
             port: 0,
             candidates: Vec::new(),
             ttl: Duration::from_secs(300),
-            max_wrong_proofs: 5,
+            wrong_proof_backoff: Duration::from_millis(250),
             handshake_timeout: Duration::from_secs(5),
             max_unauthenticated: 16,
             max_per_source: 4,
+            link_port: None,
         }
     }
 }
 
-/// How a hosting session ended without a pairing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    TooManyWrongProofs,
-}
+/// Sources whose wrong proofs are remembered; past it the one that erred longest ago is
+/// forgotten (with a 128-bit secret, forgetting costs nothing: the back-off only spares CPU).
+pub const MAX_PENALISED_SOURCES: usize = 1024;
+/// Longest wait a source's wrong proofs can earn.
+pub const MAX_PROOF_BACKOFF: Duration = Duration::from_secs(60);
 
 struct State {
+    /// A pairing completed: the code is spent.
     used: bool,
-    dead: bool,
+    /// A joiner proved the code and the names are being exchanged; others wait their turn.
+    exchanging: bool,
+    /// Wrong proofs per source (address, or IPv6 /64).
+    penalties: HashMap<IpAddr, Penalty>,
     wrong_proofs: u32,
+}
+
+/// A source's wrong proofs: no proof of its is looked at before `until`.
+struct Penalty {
+    count: u32,
+    until: Instant,
+}
+
+impl State {
+    /// Counts a wrong proof from `source` and makes it wait, doubling with each one.
+    fn penalise(&mut self, source: IpAddr, base: Duration, now: Instant) -> u32 {
+        self.wrong_proofs = self.wrong_proofs.saturating_add(1);
+        if !self.penalties.contains_key(&source)
+            && self.penalties.len() >= MAX_PENALISED_SOURCES
+            && let Some(oldest) = self
+                .penalties
+                .iter()
+                .min_by_key(|(_, p)| p.until)
+                .map(|(s, _)| *s)
+        {
+            self.penalties.remove(&oldest);
+        }
+        let penalty = self.penalties.entry(source).or_insert(Penalty {
+            count: 0,
+            until: now,
+        });
+        penalty.count = penalty.count.saturating_add(1);
+        let wait = base
+            .saturating_mul(1u32 << (penalty.count - 1).min(16))
+            .min(MAX_PROOF_BACKOFF);
+        penalty.until = now + wait;
+        penalty.count
+    }
+
+    fn waiting(&self, source: IpAddr, now: Instant) -> bool {
+        self.penalties.get(&source).is_some_and(|p| p.until > now)
+    }
 }
 
 struct Shared {
@@ -78,7 +125,8 @@ struct Shared {
     options: HostOptions,
     expires_at: Instant,
     state: Mutex<State>,
-    outcome: watch::Sender<Option<Result<Paired, End>>>,
+    /// The one pairing, with its open stream; capacity 1, and only one exchange runs at a time.
+    paired: mpsc::Sender<(Paired, Link)>,
     started: Instant,
 }
 
@@ -87,6 +135,7 @@ pub struct PairingHost {
     code: PairingCode,
     local_addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
+    paired: tokio::sync::Mutex<mpsc::Receiver<(Paired, Link)>>,
     _stop: DropGuard,
 }
 
@@ -200,16 +249,18 @@ impl PairingHost {
             options.candidates.clone(),
         );
         let now = Instant::now();
+        let (paired_tx, paired_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             identity,
             secret,
             expires_at: now + options.ttl,
             state: Mutex::new(State {
                 used: false,
-                dead: false,
+                exchanging: false,
+                penalties: HashMap::new(),
                 wrong_proofs: 0,
             }),
-            outcome: watch::channel(None).0,
+            paired: paired_tx,
             started: now,
             options,
         });
@@ -226,16 +277,17 @@ impl PairingHost {
             limits,
             stop.clone(),
             "pairing",
-            move |tcp, remote| {
+            move |tcp, remote, admission| {
                 let shared = Arc::clone(&serving);
                 let acceptor = acceptor.clone();
-                async move { serve(&shared, &acceptor, tcp, remote).await }
+                async move { serve(&shared, &acceptor, tcp, remote, admission).await }
             },
         ));
         Ok(Self {
             code,
             local_addrs,
             shared,
+            paired: tokio::sync::Mutex::new(paired_rx),
             _stop: stop.drop_guard(),
         })
     }
@@ -255,26 +307,15 @@ impl PairingHost {
         &self.local_addrs
     }
 
-    /// Waits for the one pairing; fails when the code expires or too many wrong proofs end it.
-    pub async fn wait(&self) -> Result<Paired, Error> {
-        let mut outcome = self.shared.outcome.subscribe();
-        let expiry = tokio::time::sleep_until(self.shared.expires_at);
-        tokio::pin!(expiry);
-        loop {
-            if let Some(result) = outcome.borrow_and_update().clone() {
-                return result.map_err(|_| Error::TooManyWrongProofs {
-                    count: self.shared.options.max_wrong_proofs,
-                });
-            }
-            tokio::select! {
-                changed = outcome.changed() => {
-                    if changed.is_err() {
-                        return Err(localpair_core::Error::ListenerClosed.into());
-                    }
-                }
-                () = &mut expiry => {
-                    return Err(Error::CodeExpired { after: self.shared.options.ttl });
-                }
+    /// Waits for the one pairing; fails when the code expires. Wrong proofs never end the code
+    /// (they only slow their source down), so nobody on the network can stop a pairing. The
+    /// pairing's TLS stream stays open: it is the [`Link`] to the device that joined.
+    pub async fn wait(&self) -> Result<(Paired, Link), Error> {
+        let mut paired = self.paired.lock().await;
+        tokio::select! {
+            won = paired.recv() => won.ok_or_else(|| localpair_core::Error::ListenerClosed.into()),
+            () = tokio::time::sleep_until(self.shared.expires_at) => {
+                Err(Error::CodeExpired { after: self.shared.options.ttl })
             }
         }
     }
@@ -296,6 +337,7 @@ async fn serve(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     remote: SocketAddr,
+    admission: Admission,
 ) -> Result<(), Error> {
     let mut stream = acceptor
         .accept(tcp)
@@ -315,26 +357,24 @@ async fn serve(
             reason: "expected the joiner's proof",
         });
     };
+    let source = source_key(remote.ip());
     let verdict = {
+        let now = Instant::now();
         let mut state = shared.lock();
-        if state.dead {
-            Err(Refusal::TooManyAttempts)
-        } else if Instant::now() >= shared.expires_at {
+        if now >= shared.expires_at {
             Err(Refusal::Expired)
-        } else if state.used {
+        } else if state.used || state.exchanging {
             Err(Refusal::Used)
+        } else if state.waiting(source, now) {
+            // Not even looked at: a source that keeps guessing costs us nothing but this.
+            Err(Refusal::TooManyAttempts)
         } else if !shared.secret.verify(Role::Joiner, &exporter, &proof) {
-            state.wrong_proofs += 1;
-            tracing::warn!(%remote, count = state.wrong_proofs, "wrong pairing proof");
-            if state.wrong_proofs >= shared.options.max_wrong_proofs {
-                state.dead = true;
-                shared
-                    .outcome
-                    .send_replace(Some(Err(End::TooManyWrongProofs)));
-            }
+            let count = state.penalise(source, shared.options.wrong_proof_backoff, now);
+            tracing::warn!(%remote, count, "wrong pairing proof; this source waits before its next");
             Err(Refusal::WrongProof)
         } else {
-            state.used = true;
+            state.exchanging = true;
+            admission.authenticated();
             Ok(())
         }
     };
@@ -342,34 +382,70 @@ async fn serve(
         send(&mut stream, &Message::Refused(refusal)).await?;
         return Ok(());
     }
+    // The code is spent only when the exchange completes: a joiner whose connection breaks
+    // after the proofs may try again with the same code.
+    let exchanged = exchange_names(shared, &mut stream).await;
+    let mut state = shared.lock();
+    state.exchanging = false;
+    let (name, link_port) = match exchanged {
+        Ok(info) => info,
+        Err(error) => {
+            drop(state);
+            tracing::warn!(%remote, %error, "the pairing exchange failed after both proofs; the code stays valid");
+            return Err(error);
+        }
+    };
+    state.used = true;
+    drop(state);
+    let peer = PairedPeer {
+        id: joiner_key.device_id(),
+        name,
+        fingerprint: joiner_key,
+        addr: remote,
+        link_port,
+    };
+    let paired = Paired {
+        peer: peer.clone(),
+        elapsed: shared.started.elapsed(),
+    };
+    tracing::info!(peer = %paired.peer.id, %remote, "paired");
+    let link = Link::new(peer, tokio_rustls::TlsStream::Server(stream));
+    // Capacity 1 and one exchange at a time: this never waits.
+    let _ = shared.paired.try_send((paired, link));
+    Ok(())
+}
+
+/// After both proofs: the host proves itself, then both send their names and link ports.
+async fn exchange_names(
+    shared: &Shared,
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<(String, Option<u16>), Error> {
     send(
-        &mut stream,
-        &Message::HostProof(shared.secret.proof(Role::Host, &exporter)),
+        stream,
+        &Message::HostProof(shared.secret.proof(Role::Host, &exporter_of(stream)?)),
     )
     .await?;
-    let Message::Info { name } = read_message(&mut stream).await? else {
+    let Message::Info { name, link_port } = read_message(stream).await? else {
         return Err(Error::Malformed {
             reason: "expected the joiner's info",
         });
     };
     send(
-        &mut stream,
+        stream,
         &Message::Info {
             name: shared.identity.name().to_owned(),
+            link_port: shared.options.link_port,
         },
     )
     .await?;
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-    let paired = Paired {
-        peer: PairedPeer {
-            id: joiner_key.device_id(),
-            name,
-            fingerprint: joiner_key,
-            addr: remote,
-        },
-        elapsed: shared.started.elapsed(),
-    };
-    tracing::info!(peer = %paired.peer.id, %remote, "paired");
-    shared.outcome.send_replace(Some(Ok(paired)));
-    Ok(())
+    Ok((name, link_port))
+}
+
+fn exporter_of(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Result<[u8; 32], Error> {
+    let mut exporter = [0u8; 32];
+    stream
+        .get_ref()
+        .1
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+    Ok(exporter)
 }

@@ -1,22 +1,21 @@
 //! The joiner side: dial every address known for the host, in parallel, until one pairs.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
-use super::wire::Message;
+use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
 use crate::code::{PairingCode, Role};
 use crate::error::Error;
-use localpair_core::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal, explain};
+use crate::link::Link;
+use crate::race::{DialRecord, RaceOptions, Target, list_addresses, race};
+use localpair_core::chain::{DiscoverReport, DiscovererChain, explain};
 use localpair_core::identity::Identity;
 use localpair_core::tls;
 use localpair_core::{Context, JoinTarget, Peer};
@@ -34,6 +33,8 @@ pub struct JoinOptions {
     /// Every sighting during the join is also offered here (dropped when full), so a UI can list
     /// the devices found while the code is still being typed.
     pub sightings: Option<mpsc::Sender<Peer>>,
+    /// This device's link port, told to the host so it can reconnect later.
+    pub link_port: Option<u16>,
 }
 
 impl Default for JoinOptions {
@@ -43,24 +44,9 @@ impl Default for JoinOptions {
             deadline: Duration::from_secs(30),
             max_parallel: 16,
             sightings: None,
+            link_port: None,
         }
     }
-}
-
-/// One dial and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct DialRecord {
-    /// Where.
-    pub addr: SocketAddr,
-    /// The strategy that supplied the address.
-    pub via: String,
-    /// Start, from the start of the join.
-    pub started_ms: u64,
-    /// Duration.
-    pub elapsed_ms: u64,
-    /// `None` for the dial that paired.
-    pub error: Option<String>,
 }
 
 /// A finished pairing, seen from the joiner.
@@ -78,10 +64,6 @@ pub struct Joined {
     pub dials: Vec<DialRecord>,
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Serialises the proof step of parallel dials to one host: connections race, but only one at a
 /// time may spend the code, and none after one succeeded (a second proof would only meet "used").
 #[derive(Debug, Default)]
@@ -90,20 +72,22 @@ struct ProofTurn {
 }
 
 /// One pairing handshake with the host at `addr`.
+/// The pairing's TLS stream stays open: it is the [`Link`] to the host.
 pub async fn dial(
     identity: &Identity,
     code: &PairingCode,
     addr: SocketAddr,
-) -> Result<PairedPeer, Error> {
-    dial_in_turn(identity, code, addr, &ProofTurn::default()).await
+) -> Result<Link, Error> {
+    dial_in_turn(identity, code, addr, None, &ProofTurn::default()).await
 }
 
 async fn dial_in_turn(
     identity: &Identity,
     code: &PairingCode,
     addr: SocketAddr,
+    link_port: Option<u16>,
     turn: &ProofTurn,
-) -> Result<PairedPeer, Error> {
+) -> Result<Link, Error> {
     let config = tls::client_config(identity, code.fingerprint, crate::ALPN)?;
     let mut stream = tls::connect(config, addr).await?;
     let mut done = turn.done.lock().await;
@@ -130,28 +114,40 @@ async fn dial_in_turn(
             });
         }
     }
-    // Both proofs checked: the code is spent, whatever happens to the rest of this exchange.
+    // Both proofs checked. The code is spent only once the names are through: if this exchange
+    // breaks, another of our dials may take its turn (the host keeps the code valid).
+    let (name, host_link_port) = exchange_names(identity, link_port, &mut stream).await?;
     *done = true;
     drop(done);
-    send(
-        &mut stream,
-        &Message::Info {
-            name: identity.name().to_owned(),
-        },
-    )
-    .await?;
-    let Message::Info { name } = read_message(&mut stream).await? else {
-        return Err(Error::Malformed {
-            reason: "expected the host's info",
-        });
-    };
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-    Ok(PairedPeer {
+    let peer = PairedPeer {
         id: code.device_id(),
         name,
         fingerprint: code.fingerprint,
         addr,
-    })
+        link_port: host_link_port,
+    };
+    Ok(Link::new(peer, tokio_rustls::TlsStream::Client(stream)))
+}
+
+async fn exchange_names(
+    identity: &Identity,
+    link_port: Option<u16>,
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Result<(String, Option<u16>), Error> {
+    send(
+        stream,
+        &Message::Info {
+            name: identity.name().to_owned(),
+            link_port,
+        },
+    )
+    .await?;
+    match read_message(stream).await? {
+        Message::Info { name, link_port } => Ok((name, link_port)),
+        _ => Err(Error::Malformed {
+            reason: "expected the host's info",
+        }),
+    }
 }
 
 /// What a joiner holding `code` looks for: discoverers that dial known addresses or scan for the
@@ -166,66 +162,44 @@ pub fn join_target(code: &PairingCode) -> JoinTarget {
     )
 }
 
-/// Whether an error ends the join: the host itself said no, so other addresses cannot help.
-fn is_final(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Refused { .. } | Error::HostProofInvalid { .. }
-    )
-}
-
-fn matches_code(peer: &Peer, code: &PairingCode) -> bool {
-    peer.fingerprint == code.fingerprint || peer.session_tag == Some(code.session_tag())
-}
-
-struct Dialer {
+/// The host a joiner holding a code looks for.
+struct Pairing {
     identity: Arc<Identity>,
-    options: JoinOptions,
-    started: Instant,
-    slots: Arc<Semaphore>,
-    dialed: HashSet<SocketAddr>,
-    turn: Arc<ProofTurn>,
-    dials: JoinSet<(DialRecord, Result<PairedPeer, Error>)>,
-    records: Vec<DialRecord>,
+    code: PairingCode,
+    link_port: Option<u16>,
+    turn: ProofTurn,
 }
 
-impl Dialer {
-    fn dial_peer(&mut self, peer: &Peer, code: &Arc<PairingCode>) {
-        if !matches_code(peer, code) {
-            return;
-        }
-        for addr in &peer.addrs {
-            let mut target = *addr;
-            target.set_port(code.port);
-            if !self.dialed.insert(target) {
-                continue;
-            }
-            let identity = Arc::clone(&self.identity);
-            let code = Arc::clone(code);
-            let slots = Arc::clone(&self.slots);
-            let limit = self.options.dial_timeout;
-            let started = self.started;
-            let via = peer.strategy.clone();
-            let turn = Arc::clone(&self.turn);
-            self.dials.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let began = Instant::now();
-                let result =
-                    tokio::time::timeout(limit, dial_in_turn(&identity, &code, target, &turn))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(Error::timeout(format!("pairing with {target}"), limit))
-                        });
-                let record = DialRecord {
-                    addr: target,
-                    via,
-                    started_ms: millis(began - started),
-                    elapsed_ms: millis(began.elapsed()),
-                    error: result.as_ref().err().map(ToString::to_string),
-                };
-                (record, result)
-            });
-        }
+impl Target for Pairing {
+    type Won = Link;
+
+    fn matches(&self, peer: &Peer) -> bool {
+        peer.fingerprint == self.code.fingerprint
+            || peer.session_tag == Some(self.code.session_tag())
+    }
+
+    fn dial_addr(&self, _peer: &Peer, mut addr: SocketAddr) -> Option<SocketAddr> {
+        addr.set_port(self.code.port);
+        Some(addr)
+    }
+
+    fn dial(
+        self: Arc<Self>,
+        addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>> {
+        Box::pin(async move {
+            dial_in_turn(&self.identity, &self.code, addr, self.link_port, &self.turn).await
+        })
+    }
+
+    fn is_final(&self, error: &Error) -> bool {
+        // The host itself said no: other addresses cannot help. "Wait a moment" is not a no.
+        matches!(error, Error::Refused { refusal, .. } if *refusal != Refusal::TooManyAttempts)
+            || matches!(error, Error::HostProofInvalid { .. })
+    }
+
+    fn join_target(&self) -> JoinTarget {
+        join_target(&self.code)
     }
 }
 
@@ -234,133 +208,53 @@ impl Dialer {
 /// Discovery (the chain) starts at once, before the code is known (the post-shared flow reads it
 /// later); every address found for the host, and the code's own candidates through the `direct`
 /// discoverer, is dialled in parallel as soon as both are known. The first successful handshake
-/// wins and everything else is stopped. On failure the error lists what was tried and the likely
-/// cause.
+/// wins and everything else is stopped; its TLS stream stays open as the [`Link`]. On failure the
+/// error lists what was tried and the likely cause.
 pub async fn join(
     ctx: &Context,
     chain: &DiscovererChain,
     code: impl Future<Output = Result<PairingCode, Error>> + Send,
     options: JoinOptions,
-) -> Result<Joined, Error> {
-    let started = Instant::now();
-    let deadline = started + options.deadline;
-    let stop = CancellationToken::new();
-    let _stop_discovery = stop.clone().drop_guard();
-    let (live_tx, mut live_rx) = mpsc::channel::<Peer>(256);
-    let discovery = {
-        let ctx = ctx.clone();
-        let plan = chain.plan().with_deadline(options.deadline);
-        let chain = chain.clone().with_plan(plan);
-        let goal = DiscoveryGoal {
-            until: Some(stop.clone()),
-            ..DiscoveryGoal::default()
-        };
-        tokio::spawn(async move { chain.discover(&ctx, goal, Some(live_tx)).await })
+) -> Result<(Joined, Link), Error> {
+    let identity = Arc::clone(ctx.identity());
+    let link_port = options.link_port;
+    // The code, kept for the failure message.
+    let (codes_tx, codes_rx) = std::sync::mpsc::channel();
+    let target = async move {
+        let code = code.await?;
+        let _ = codes_tx.send(code.clone());
+        Ok::<_, Error>(Arc::new(Pairing {
+            identity,
+            code,
+            link_port,
+            turn: ProofTurn::default(),
+        }))
     };
-    let mut dialer = Dialer {
-        identity: Arc::clone(ctx.identity()),
-        slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
-        options,
-        started,
-        dialed: HashSet::new(),
-        turn: Arc::default(),
-        dials: JoinSet::new(),
-        records: Vec::new(),
+    let race_options = RaceOptions {
+        dial_timeout: options.dial_timeout,
+        deadline: options.deadline,
+        max_parallel: options.max_parallel,
+        sightings: options.sightings,
     };
-    let mut sightings: Vec<Peer> = Vec::new();
-    let mut code_slot: Option<Arc<PairingCode>> = None;
-    let mut live_open = true;
-    // Set while nothing is left to try although discovery has told where the host is: the join
-    // ends there instead of waiting out its deadline.
-    let mut give_up_at: Option<Instant> = None;
-    tokio::pin!(code);
-    let failure = loop {
-        give_up_at = match &code_slot {
-            Some(code) if exhausted(code, &sightings, &dialer) => {
-                Some(give_up_at.unwrap_or_else(|| Instant::now() + SETTLE))
-            }
-            _ => None,
-        };
-        tokio::select! {
-            read = &mut code, if code_slot.is_none() => {
-                let code = Arc::new(read?);
-                ctx.set_join_target(join_target(&code));
-                for peer in &sightings {
-                    dialer.dial_peer(peer, &code);
-                }
-                code_slot = Some(code);
-            }
-            sighting = live_rx.recv(), if live_open => match sighting {
-                Some(peer) => {
-                    if let Some(out) = &dialer.options.sightings {
-                        let _ = out.try_send(peer.clone());
-                    }
-                    if let Some(code) = &code_slot {
-                        dialer.dial_peer(&peer, code);
-                    }
-                    sightings.push(peer);
-                }
-                None => live_open = false,
-            },
-            Some(joined) = dialer.dials.join_next(), if !dialer.dials.is_empty() => {
-                let Ok((record, result)) = joined else { continue };
-                dialer.records.push(record);
-                match result {
-                    Ok(peer) => {
-                        stop.cancel();
-                        dialer.dials.abort_all();
-                        let via = dialer.records.last().map(|r| r.via.clone()).unwrap_or_default();
-                        return Ok(Joined {
-                            peer,
-                            via,
-                            elapsed: started.elapsed(),
-                            dials: dialer.records,
-                        });
-                    }
-                    Err(error) if is_final(&error) => break Some(error),
-                    Err(_) => {}
-                }
-            }
-            () = tokio::time::sleep_until(deadline) => break None,
-            () = sleep_until_opt(give_up_at) => break None,
+    match race(ctx, chain, target, race_options).await? {
+        Ok(won) => {
+            let joined = Joined {
+                peer: won.won.peer().clone(),
+                via: won.via,
+                elapsed: won.elapsed,
+                dials: won.dials,
+            };
+            Ok((joined, won.won))
         }
-    };
-    stop.cancel();
-    dialer.dials.abort_all();
-    let report = tokio::time::timeout(Duration::from_secs(2), discovery)
-        .await
-        .ok()
-        .and_then(Result::ok);
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    Err(Error::JoinFailed {
-        summary: summarize(code_slot.as_deref(), &dialer.records, report.as_ref()),
-    })
-}
-
-/// How long a join that has nothing left to try waits for discovery to report another address
-/// before it gives up.
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// Whether nothing is left to try: every dial has ended in failure, and discovery has reported
-/// the host at an address the code does not name (so the host is alive and discovery works:
-/// waiting longer would only repeat what failed).
-fn exhausted(code: &PairingCode, sightings: &[Peer], dialer: &Dialer) -> bool {
-    dialer.dials.is_empty()
-        && !dialer.records.is_empty()
-        && dialer.records.iter().all(|r| r.error.is_some())
-        && sightings
-            .iter()
-            .filter(|p| matches_code(p, code))
-            .flat_map(|p| &p.addrs)
-            .any(|a| !code.candidates.contains(&a.ip()))
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+        Err(lost) => {
+            if let Some(refusal) = lost.refusal {
+                return Err(refusal);
+            }
+            let code = codes_rx.try_recv().ok().filter(|_| lost.had_target);
+            Err(Error::JoinFailed {
+                summary: summarize(code.as_ref(), &lost.dials, lost.report.as_ref()),
+            })
+        }
     }
 }
 
@@ -423,12 +317,4 @@ fn summarize(
     };
     out.push_str(&format!(". Likely: {hint}"));
     out
-}
-
-fn list_addresses(addrs: &[std::net::IpAddr]) -> String {
-    addrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

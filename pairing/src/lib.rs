@@ -1,6 +1,35 @@
-//! Pairing for localpair: the code a QR shows, a host that waits for one joiner, and a joiner
-//! that finds the host (through the discoverer chain and the code's own addresses) and proves it
-//! holds the code.
+//! Pairing for localpair: the code a QR shows, a host that waits for one joiner, a joiner that
+//! finds the host (through the discoverer chain and the code's own addresses) and proves it holds
+//! the code, a trust store of the devices paired with, and reconnecting to them later without a
+//! code. Pairing and reconnecting both give the application the open [`Link`]: a TLS stream
+//! pinned to both devices' keys.
+//!
+//! An application embeds one [`Device`]:
+//!
+//! ```no_run
+//! use localpair_core::{Registry, Settings, config::Source};
+//! use localpair_pairing::{Device, code::Flow};
+//! use tokio::io::AsyncWriteExt as _;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), localpair_pairing::Error> {
+//! let settings = Settings::load(Source::Discover)?;
+//! let device = Device::open(settings, Registry::linked()?)?;
+//!
+//! // Once: show the code (as a QR), wait for the phone; both sides save each other.
+//! let hosting = device.host(Flow::Pre).await?;
+//! println!("{}", hosting.code().encode());
+//! let (paired, mut link) = hosting.wait().await?;
+//! link.write_all(b"hello").await?;
+//!
+//! // Tomorrow, after a restart: no code, both keys pinned.
+//! let (_, mut link) = device.connect(&paired.peer.name).await?;
+//! link.write_all(b"hello again").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The pieces underneath, over loopback:
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,8 +51,8 @@
 //! let phone = Identity::ephemeral("phone")?;
 //! let addr = SocketAddr::new(code.candidates[0], code.port);
 //! let (joined, hosted) = tokio::join!(dial(&phone, &code, addr), host.wait());
-//! assert_eq!(joined?.name, "desk");
-//! assert_eq!(hosted?.peer.name, "phone");
+//! assert_eq!(joined?.peer().name, "desk");
+//! assert_eq!(hosted?.0.peer.name, "phone");
 //! # Ok(())
 //! # }
 //! ```
@@ -39,10 +68,15 @@
 
 pub mod code;
 mod config;
+mod connect;
+mod device;
 mod error;
 mod host;
 mod join;
+pub mod link;
 mod listen;
+mod race;
+pub mod trust;
 mod wire;
 
 use std::net::SocketAddr;
@@ -51,15 +85,19 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use config::{JoinConfig, PairingConfig};
+pub use config::{ConnectConfig, JoinConfig, PairingConfig};
+pub use connect::Connected;
+pub use device::{Device, Hosting, Listening};
 pub use error::Error;
 use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};
 pub use wire::Refusal;
 
-pub use host::{HostOptions, PairingHost};
-pub use join::{DialRecord, JoinOptions, Joined, dial, join, join_target};
+pub use host::{HostOptions, MAX_PENALISED_SOURCES, MAX_PROOF_BACKOFF, PairingHost};
+pub use join::{JoinOptions, Joined, dial, join, join_target};
+pub use link::{Link, LinkListener};
 pub use listen::{ListenPlan, listen_addresses};
+pub use race::DialRecord;
 
 /// ALPN of the pairing listener.
 pub const ALPN: &[u8] = b"localpair-pair/1";
@@ -79,6 +117,9 @@ pub struct PairedPeer {
     pub fingerprint: Fingerprint,
     /// The address the connection used.
     pub addr: SocketAddr,
+    /// The port of its link listener, as it said (where to reconnect later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_port: Option<u16>,
 }
 
 /// A finished pairing, seen from the host.
@@ -100,5 +141,7 @@ async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Result<wire::Mess
     wire::parse(&read_frame(stream, MAX_FRAME).await?)
 }
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;

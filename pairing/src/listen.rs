@@ -25,7 +25,9 @@ pub struct ListenPlan {
 /// The post-shared flow listens only where peers can reach it: every address a peer saw it at,
 /// plus every LAN-class address; a VPN tunnel or virtual-bridge address is used only when there
 /// is nothing else, with a warning. Loopback is never used, and IPv6 link-local addresses only
-/// when there is no IPv4 address (the joiner must guess their scope).
+/// when there is no IPv4 address (the joiner must guess their scope). Loopback is used only when
+/// the resolvers found nothing else (they report it only when `[interfaces]` asks for it: tests,
+/// one machine), with a warning.
 pub fn listen_addresses(
     flow: Flow,
     candidates: &[Candidate],
@@ -40,7 +42,17 @@ pub fn listen_addresses(
         .filter(|c| !(has_ipv4 && c.ip.is_ipv6() && is_link_local(c.ip)))
         .collect();
     if usable.is_empty() {
-        return None;
+        let local: Vec<IpAddr> = candidates.iter().map(|c| c.ip).collect();
+        if local.is_empty() {
+            return None;
+        }
+        return Some(ListenPlan {
+            listen_on: local.clone(),
+            code: local.into_iter().take(max_in_code.max(1)).collect(),
+            warning: Some(
+                "only loopback addresses: other devices cannot reach this one".to_owned(),
+            ),
+        });
     }
     let reachable: Vec<IpAddr> = usable
         .iter()
@@ -154,8 +166,11 @@ mod tests {
     }
 
     #[test]
-    fn nothing_usable_is_none() {
+    fn loopback_only_when_nothing_else_and_nothing_is_none() {
         let ranked = vec![cand("127.0.0.1", InterfaceClass::Loopback, false)];
-        assert_eq!(listen_addresses(Flow::Post, &ranked, 4), None);
+        let plan = listen_addresses(Flow::Post, &ranked, 4).unwrap_or_else(|| unreachable!());
+        assert_eq!(ips(&plan.listen_on), ["127.0.0.1"]);
+        assert!(plan.warning.is_some());
+        assert_eq!(listen_addresses(Flow::Post, &[], 4), None);
     }
 }

@@ -7,7 +7,12 @@
 //! HostProof   (2): proof:[u8;32]     HMAC(secret, "host" label ‖ TLS exporter)
 //! Refused     (3): reason:u8
 //! Info        (4): name_len:u8 name:[u8; name_len] (UTF-8, at most 64 bytes)
+//!                  [link_port:u16, non-zero]  (where the sender accepts known peers later)
 //! ```
+//!
+//! Reconnecting (ALPN `localpair-link/1`) uses the same messages: the dialling device sends its
+//! `Info`, the listening one answers with its own `Info`, or `Refused` (5, unknown peer) when the
+//! dialling key is not in its trust store.
 //! Device id and key are not sent: they are the TLS key's.
 
 use crate::error::Error;
@@ -27,8 +32,11 @@ pub enum Refusal {
     Expired,
     /// The code was already used for a pairing.
     Used,
-    /// Too many wrong proofs ended the code.
+    /// Too many wrong proofs from this source: it must wait before the next is looked at.
     TooManyAttempts,
+    /// Reconnecting: the listening device does not know this one (it never paired with it, or it
+    /// forgot it).
+    UnknownPeer,
 }
 
 impl Refusal {
@@ -38,6 +46,7 @@ impl Refusal {
             Self::Expired => 2,
             Self::Used => 3,
             Self::TooManyAttempts => 4,
+            Self::UnknownPeer => 5,
         }
     }
 
@@ -47,6 +56,7 @@ impl Refusal {
             2 => Self::Expired,
             3 => Self::Used,
             4 => Self::TooManyAttempts,
+            5 => Self::UnknownPeer,
             _ => return None,
         })
     }
@@ -60,7 +70,12 @@ impl Refusal {
             Self::Expired => "the code has expired: start pairing again on the host",
             Self::Used => "the code was already used: start pairing again on the host",
             Self::TooManyAttempts => {
-                "too many wrong attempts ended this code: start pairing again on the host"
+                "too many wrong attempts from this device: the host ignores it for a while; check \
+                 the code and try again in a minute"
+            }
+            Self::UnknownPeer => {
+                "the other device does not know this one (it never paired with it, or it forgot \
+                 it): pair again"
             }
         }
     }
@@ -80,6 +95,9 @@ pub(crate) enum Message {
     Info {
         /// Display name.
         name: String,
+        /// The port of its link listener, so the other device can reconnect later even when
+        /// discovery cannot tell it.
+        link_port: Option<u16>,
     },
 }
 
@@ -99,7 +117,7 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             out.push(3);
             out.push(reason.byte());
         }
-        Message::Info { name } => {
+        Message::Info { name, link_port } => {
             out.push(4);
             let mut end = name.len().min(MAX_NAME);
             while !name.is_char_boundary(end) {
@@ -107,6 +125,9 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             }
             out.push(u8::try_from(end).unwrap_or(0));
             out.extend_from_slice(&name.as_bytes()[..end]);
+            if let Some(port) = link_port.filter(|p| *p != 0) {
+                out.extend_from_slice(&port.to_be_bytes());
+            }
         }
     }
     out
@@ -138,15 +159,26 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Message, Error> {
             _ => Err(malformed("a refusal is one byte")),
         },
         4 => {
-            let [len, name @ ..] = body else {
+            let [len, rest @ ..] = body else {
                 return Err(malformed("truncated"));
             };
-            if usize::from(*len) != name.len() || name.len() > MAX_NAME {
+            let len = usize::from(*len);
+            if len > MAX_NAME || rest.len() < len {
                 return Err(malformed("bad name length"));
             }
+            let (name, tail) = rest.split_at(len);
+            let link_port = match tail {
+                [] => None,
+                [hi, lo] => match u16::from_be_bytes([*hi, *lo]) {
+                    0 => return Err(malformed("link port 0")),
+                    port => Some(port),
+                },
+                _ => return Err(malformed("trailing bytes after the name")),
+            };
             let name = std::str::from_utf8(name).map_err(|_| malformed("name is not UTF-8"))?;
             Ok(Message::Info {
                 name: name.to_owned(),
+                link_port,
             })
         }
         _ => Err(malformed("unknown message type")),
@@ -163,8 +195,9 @@ mod tests {
         prop_oneof![
             any::<[u8; 32]>().prop_map(Message::JoinerProof),
             any::<[u8; 32]>().prop_map(Message::HostProof),
-            (1u8..=4).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
-            "[a-zA-Z0-9 éü-]{0,20}".prop_map(|name| Message::Info { name }),
+            (1u8..=5).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
+            ("[a-zA-Z0-9 éü-]{0,20}", proptest::option::of(1u16..))
+                .prop_map(|(name, link_port)| Message::Info { name, link_port }),
         ]
     }
 
@@ -183,9 +216,18 @@ mod tests {
     #[test]
     fn long_names_are_cut_on_a_character_boundary() {
         let name = "é".repeat(40);
-        let Message::Info { name: cut } = parse(&encode(&Message::Info { name })).unwrap() else {
+        let info = Message::Info {
+            name,
+            link_port: Some(4242),
+        };
+        let Message::Info {
+            name: cut,
+            link_port,
+        } = parse(&encode(&info)).unwrap()
+        else {
             panic!("not info");
         };
         assert_eq!(cut.len(), 64);
+        assert_eq!(link_port, Some(4242));
     }
 }

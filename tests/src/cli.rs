@@ -29,6 +29,22 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// From a finished process's output.
+    pub fn from_output(output: std::process::Output) -> Self {
+        let std::process::Output {
+            status,
+            stdout,
+            stderr,
+        } = output;
+        Self {
+            status,
+            stdout: String::from_utf8(stdout)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            stderr: String::from_utf8(stderr)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+
     /// The exit code (`None` when killed by a signal).
     pub fn code(&self) -> Option<i32> {
         self.status.code()
@@ -49,16 +65,23 @@ impl Ran {
 static CONFIGS: AtomicU32 = AtomicU32::new(0);
 
 impl Localpair {
-    /// `localpair` in `host`'s namespace, with no inherited `LOCALPAIR_*` variables and the device
-    /// named after the host.
+    /// `localpair` in `host`'s namespace, with no inherited `LOCALPAIR_*` variables, the device
+    /// named after the host, and the host's own home and state directory (the hosts share one
+    /// filesystem and must not share one identity).
     pub fn on(host: &Host) -> Result<Self, LabError> {
         let mut command = host.command(localpair_bin()?);
         for (key, _) in std::env::vars() {
-            if key.starts_with("LOCALPAIR_") && key != "LOCALPAIR_BIN" {
+            if (key.starts_with("LOCALPAIR_") && key != "LOCALPAIR_BIN") || key.starts_with("XDG_")
+            {
                 command.env_remove(key);
             }
         }
+        let home = host.files().join("home");
+        std::fs::create_dir_all(&home)
+            .map_err(|e| LabError::io(format!("creating {}", home.display()), e))?;
         command
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", host.files().join("state"))
             .env("LOCALPAIR_DEVICE__NAME", host.name())
             .env_remove("RUST_LOG")
             .current_dir(std::env::temp_dir())
@@ -110,11 +133,7 @@ impl Localpair {
     /// Runs to completion, killing it after `timeout`.
     pub fn run(self, timeout: Duration) -> Result<Ran, LabError> {
         let output = self.spawn()?.wait_with_output_timeout(timeout)?;
-        Ok(Ran {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        Ok(Ran::from_output(output))
     }
 
     /// Runs to completion and returns its one JSON object; an exit status other than 0 is an error

@@ -69,10 +69,27 @@ pub enum LabError {
     /// Something did not happen in time (e.g. `tcpdump` never said it was listening).
     #[error("timed out: {0}")]
     Timeout(String),
+
+    /// `localpair-core` refused to set up a discovery session on a host (settings, key, listener, chain).
+    #[error("{context}: {source}")]
+    Core {
+        /// What the lab was setting up.
+        context: String,
+        /// The error from `localpair-core`.
+        source: localpair_core::Error,
+    },
 }
 
 impl LabError {
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn core(context: impl Into<String>, source: localpair_core::Error) -> Self {
+        Self::Core {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// An I/O failure while doing `context`.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),
             source,

@@ -64,6 +64,7 @@ struct HostInner {
     port: String,
     iface: String,
     ula: Option<Ipv6Addr>,
+    files: std::path::PathBuf,
     state: Mutex<State>,
     /// The processes that keep the host's tunnels open (killed on drop, and by the lab's teardown).
     _tun_holders: Vec<ChildGuard>,
@@ -87,6 +88,7 @@ impl Host {
         index: u8,
         netns: String,
         switch_netns: &str,
+        files: std::path::PathBuf,
     ) -> Result<Self, LabError> {
         spec::check_ifname(&spec.iface)?;
         for extra in &spec.extras {
@@ -214,6 +216,7 @@ impl Host {
                 port,
                 iface,
                 ula,
+                files,
                 state: Mutex::new(State {
                     addr,
                     prefix,
@@ -267,6 +270,17 @@ impl Host {
     pub fn cidr(&self) -> String {
         let s = self.state();
         format!("{}/{}", s.addr, s.prefix)
+    }
+
+    /// This host's own directory on the shared filesystem (its `HOME`; `localpair` keeps its key
+    /// and trust store in `state/localpair` below it). Removed with the lab.
+    pub fn files(&self) -> &std::path::Path {
+        &self.inner.files
+    }
+
+    /// Where `localpair` run on this host keeps its key and trust store.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.inner.files.join("state").join("localpair")
     }
 
     /// The ULA (`fd77::<n>`) if the spec asked for one.

@@ -50,6 +50,9 @@ pub struct Lab {
     segments: Mutex<Vec<String>>,
     next_host: AtomicU8,
     torn_down: bool,
+    /// Each host's home and state directories live below this, removed with the lab: the hosts
+    /// share one filesystem, and must not share one identity.
+    files: std::path::PathBuf,
 }
 
 impl Lab {
@@ -62,6 +65,7 @@ impl Lab {
             test_name,
         );
         let switch = format!("{base}-sw");
+        let files = std::env::temp_dir().join(&base);
         // Registered before creation, so a failure half-way is still torn down by Drop.
         let lab = Self {
             base,
@@ -70,6 +74,7 @@ impl Lab {
             segments: Mutex::new(vec![crate::spec::DEFAULT_SEGMENT.to_owned()]),
             next_host: AtomicU8::new(1),
             torn_down: false,
+            files,
         };
         process::run(Command::new("ip").args(["netns", "add", &switch]), None)?;
         process::ip_batch(
@@ -123,7 +128,8 @@ impl Lab {
         for segment in spec.segments() {
             self.ensure_segment(&segment)?;
         }
-        Host::create(spec, index, netns, &self.switch)
+        let files = self.files.join(format!("h{index}"));
+        Host::create(spec, index, netns, &self.switch, files)
     }
 
     /// Creates switch segment `name` (a bridge in the switch namespace, like `br0`) unless it exists.
@@ -182,6 +188,7 @@ impl Lab {
     /// Tears the lab down now and reports errors instead of printing them.
     pub fn teardown(mut self) -> Result<(), LabError> {
         self.torn_down = true;
+        let _ = fs::remove_dir_all(&self.files);
         delete_namespaces(&self.namespaces())
     }
 
@@ -197,6 +204,7 @@ impl Drop for Lab {
         if self.torn_down {
             return;
         }
+        let _ = fs::remove_dir_all(&self.files);
         if let Err(e) = delete_namespaces(&self.namespaces()) {
             let _ = writeln!(std::io::stderr(), "lab {}: teardown: {e}", self.base);
         }

@@ -11,6 +11,12 @@
 //! Needs root, `ip` (iproute2) and `nft` (nftables); packet capture also needs `tcpdump`. Start every lab test with
 //! [`lab_or_skip!`]: it skips when the lab cannot run here, except under `CI=...`, where it fails.
 //!
+//! The crate (`tests/` of the workspace) has three parts: this library in `src/`, the end-to-end suites that drive the
+//! `localpair` binary in `e2e/`, and the `lab-bench` benchmark in `bench/`. The strategies' own lab suites
+//! (`strategies/*/tests/`) use the library too: [`runtime()`] for a host's thread, [`discovery`] to run a discover
+//! chain or one discoverer on a host, [`zeroconf`] for python-zeroconf as the reference mDNS peer, and [`stats`] for
+//! every measurement's median and p95.
+//!
 //! ```no_run
 //! use std::io::{Read, Write};
 //! use std::net::{TcpListener, TcpStream};
@@ -39,18 +45,23 @@
 //! # }
 //! ```
 
+pub mod attack;
 mod capture;
 mod cli;
 mod counter;
+pub mod discovery;
 mod error;
 mod fault;
 mod host;
 mod lab;
 mod netns;
+pub mod pairs;
 mod process;
 mod router;
+mod runtime;
 pub mod scenes;
 mod spec;
+pub mod stats;
 pub mod zeroconf;
 
 pub use capture::Capture;
@@ -63,6 +74,7 @@ pub use lab::Lab;
 pub use netns::NsThread;
 pub use process::{ChildGuard, localpair_bin, workspace_bin};
 pub use router::{DEFAULT_WAN, Router, RouterSpec, WAN_IFACE, miniupnpd_path};
+pub use runtime::runtime;
 pub use spec::{DEFAULT_GATEWAY, DEFAULT_SEGMENT, HostSpec};
 
 /// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.

@@ -1,14 +1,13 @@
 //! `localpair join`.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
-use std::time::Duration;
 
 use localpair_pairing::code::PairingCode;
-use localpair_pairing::{JoinConfig, JoinOptions, PairingConfig, join};
+
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{block_on, context, describe_peer, interrupted, load, paired_line, progress};
+use super::{block_on, describe_peer, device, interrupted, load, paired_line, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -33,22 +32,15 @@ fn read_code_line() -> Result<PairingCode, localpair_pairing::Error> {
     }
 }
 
-pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
+pub(super) fn run(args: &Args, code: Option<&str>, save: bool) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
     let given = code
         .map(PairingCode::parse)
         .transpose()
-        .map_err(Error::Code)?;
-    let pairing = PairingConfig::from_settings(&settings).map_err(Error::Config)?;
-    let joining = JoinConfig::from_settings(&settings).map_err(Error::Config)?;
-    let chain = joining.chain(&registry, &settings).map_err(Error::Config)?;
-    let mut options = JoinOptions::default();
-    options.dial_timeout = Duration::from_millis(pairing.dial_timeout_ms);
-    options.deadline = joining.0.deadline();
+        .map_err(Error::Usage)?;
     let joined = block_on(async {
-        let ctx = context(settings)?;
+        let device = device(settings, registry)?.saving(save);
         let (seen_tx, mut seen_rx) = mpsc::channel(64);
-        options.sightings = Some(seen_tx);
         let printer = tokio::spawn(async move {
             while let Some(peer) = seen_rx.recv().await {
                 progress(&format!("found {}", describe_peer(&peer)));
@@ -65,15 +57,18 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
             }
         };
         let joined = tokio::select! {
-            joined = join(&ctx, &chain, code, options) => joined,
+            joined = device.join(code, Some(seen_tx)) => joined,
             () = interrupted() => return Err(Error::Interrupted),
         };
         printer.abort();
-        joined.map_err(|e| match e {
+        let (joined, mut link) = joined.map_err(|e| match e {
             e @ (localpair_pairing::Error::CorruptedCode { .. }
-            | localpair_pairing::Error::NewerCode { .. }) => Error::Code(e),
+            | localpair_pairing::Error::NewerCode { .. }) => Error::Usage(e),
             e => Error::Pairing(e),
-        })
+        })?;
+        // The command line only pairs: close the stream an application would keep.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut link).await;
+        Ok(joined)
     })?;
     if args.json {
         output::json(&json!({
@@ -87,6 +82,7 @@ pub(super) fn run(args: &Args, code: Option<&str>) -> Result<(), Error> {
             "via": joined.via,
             "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
             "dials": joined.dials,
+            "saved": save,
         }))
     } else {
         output::text(&paired_line(

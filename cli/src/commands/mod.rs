@@ -1,14 +1,18 @@
 //! One module per command; this one holds what they share.
 
+mod connect;
 mod diagnose;
 mod discover;
 mod host;
 mod join;
+mod listen;
+mod peers;
 mod resolve;
 mod strategies;
 
 use localpair_core::config::{Settings, Source};
 use localpair_core::{Context, Registry};
+use localpair_pairing::Device;
 
 use crate::args::{Args, Command};
 use crate::error::Error;
@@ -18,8 +22,12 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
         Command::Strategies => strategies::run(args),
         Command::Resolve => resolve::run(args),
         Command::Discover { timeout, count } => discover::run(args, *timeout, *count),
-        Command::Host { flow, qr } => host::run(args, *flow, qr),
-        Command::Join { code } => join::run(args, code.as_deref()),
+        Command::Host { flow, qr, no_save } => host::run(args, *flow, qr, !no_save),
+        Command::Join { code, no_save } => join::run(args, code.as_deref(), !no_save),
+        Command::Listen { once } => listen::run(args, *once),
+        Command::Connect { peer } => connect::run(args, peer),
+        Command::Peers => peers::list(args),
+        Command::Forget { peer } => peers::forget(args, peer),
         Command::Diagnose {
             out,
             redact,
@@ -34,7 +42,17 @@ pub(crate) fn load(args: &Args) -> Result<(Settings, Registry), Error> {
         Some(path) => Source::File(path.clone()),
         None => Source::Discover,
     };
-    let settings = Settings::load(source).map_err(Error::Config)?;
+    let mut settings = Settings::load(source).map_err(Error::Config)?;
+    if let Some(dir) = &args.state_dir {
+        settings = settings
+            .with_value("device.state_dir", dir)
+            .map_err(Error::Config)?;
+    }
+    if args.ephemeral {
+        settings = settings
+            .with_value("device.ephemeral", true)
+            .map_err(Error::Config)?;
+    }
     let registry = Registry::linked().map_err(Error::Config)?;
     registry.check_tables(&settings).map_err(Error::Config)?;
     Ok((settings, registry))
@@ -56,6 +74,18 @@ pub(crate) fn block_on<T>(operation: impl Future<Output = Result<T, Error>>) -> 
 /// Identity, listener and context for an operation.
 pub(crate) fn context(settings: Settings) -> Result<Context, Error> {
     Context::start(settings).map_err(Error::Setup)
+}
+
+/// The device (identity, trust store, listener) for a pairing command. A broken key file, trust
+/// store or section is a configuration error (exit 2): nothing was tried yet.
+pub(crate) fn device(settings: Settings, registry: Registry) -> Result<Device, Error> {
+    Device::open(settings, registry).map_err(|error| match error {
+        localpair_pairing::Error::Core(e @ localpair_core::Error::Random) => Error::Setup(e),
+        localpair_pairing::Error::Core(localpair_core::Error::Io { op, source }) => {
+            Error::Setup(localpair_core::Error::Io { op, source })
+        }
+        other => Error::Usage(other),
+    })
 }
 
 /// Resolves when Ctrl-C is pressed (never, if the handler cannot be installed).

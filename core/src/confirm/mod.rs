@@ -120,8 +120,7 @@ impl Confirmer {
         });
         let limits = Limits::new(
             config.max_connections,
-            // A quarter of the slots per address: one chatty peer cannot starve the others.
-            (config.max_connections / 4).max(4),
+            config.max_per_source,
             Duration::from_millis(config.handshake_timeout_ms),
         );
         tokio::spawn(accept_loop(
@@ -129,7 +128,8 @@ impl Confirmer {
             limits,
             stop.clone(),
             "confirmation",
-            move |tcp, remote| {
+            // Confirmation connections are one request and one reply: they never leave the limits.
+            move |tcp, remote, _admission| {
                 let serve = Arc::clone(&serve);
                 async move { serve.serve(tcp, remote).await }
             },

@@ -1,10 +1,9 @@
-//! The embedding example runs to the end: resolve, then an in-process pairing over loopback. It
-//! starts no discovery (that needs `--discover`), so nothing but self-connections and loopback
-//! traffic happens.
+//! The embedding example runs to the end: two devices pair over loopback, restart, and
+//! reconnect without a code. It announces nothing (no discoverer runs) and dials only loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[test]
-fn resolves_and_pairs_in_process() {
+fn pairs_restarts_and_reconnects_in_process() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_localpair-embed"))
         .output()
         .unwrap();
@@ -14,16 +13,24 @@ fn resolves_and_pairs_in_process() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("resolver outbound-route"), "{stdout}");
     let code_line = stdout
         .lines()
         .find(|l| l.starts_with("code LP:"))
         .expect("a code");
     assert!(code_line.len() > 60);
-    let joined = stdout
+    let paired = stdout
         .lines()
-        .find(|l| l.starts_with("joiner paired with"))
-        .expect("joined");
-    assert!(joined.contains("via direct"), "{joined}");
-    assert!(stdout.contains("host paired with"), "{stdout}");
+        .find(|l| l.starts_with("paired with desk"))
+        .expect("paired");
+    assert!(paired.contains("via direct"), "{paired}");
+    assert!(paired.contains("\"hello from the phone\""), "{paired}");
+    assert!(
+        stdout.contains("after the restart the phone knows [\"desk\"]"),
+        "{stdout}"
+    );
+    let again = stdout
+        .lines()
+        .find(|l| l.starts_with("reconnected to desk"))
+        .expect("reconnected");
+    assert!(again.contains("\"hello again\""), "{again}");
 }

@@ -14,7 +14,7 @@ mod lab_util;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use lab_util::Node;
+use lab_util::mdns_node;
 use localpair_lab::{Counters, Host, HostSpec, NsThread, lab_or_skip};
 use localpair_mdns::Config;
 
@@ -158,8 +158,8 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
             .unwrap();
     }
 
-    let v = Node::start(&victim, "victim", Config::default(), "");
-    let g = Node::start(&genuine, "genuine", Config::default(), "");
+    let v = mdns_node(&victim, "victim", Config::default(), "");
+    let g = mdns_node(&genuine, "genuine", Config::default(), "");
     let started = Instant::now();
     v.wait_for(g.fingerprint, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("no baseline discovery\n{}", v.logs()));
@@ -176,7 +176,7 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
 
     // For comparison: a device started while nobody attacks.
     let quiet_started = Instant::now();
-    let quiet = Node::start(&control, "control", Config::default(), "");
+    let quiet = mdns_node(&control, "control", Config::default(), "");
     v.wait_for(quiet.fingerprint, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("the control device was not found\n{}", v.logs()));
     let quiet_after = quiet_started.elapsed();
@@ -212,7 +212,7 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
     // A device that starts during the attack is found as usual.
     std::thread::sleep(Duration::from_secs(1));
     let late_started = Instant::now();
-    let late = Node::start(&latecomer, "latecomer", Config::default(), "");
+    let late = mdns_node(&latecomer, "latecomer", Config::default(), "");
     let late_found = v
         .wait_for(late.fingerprint, Duration::from_secs(10))
         .map(|_| late_started.elapsed());

@@ -11,12 +11,11 @@ mod lab_util;
 use std::time::Duration;
 
 use localpair_core::FailureKind;
-use localpair_lab::{HostSpec, lab_or_skip};
+use localpair_lab::{HostSpec, lab_or_skip, zeroconf};
 use localpair_mdns::Config;
 
-use lab_util::{
-    Node, Publisher, Service, mdns_packets, python_browse, random_fingerprint, zeroconf_or_skip,
-};
+use lab_util::{Publisher, Service, mdns_node, mdns_packets, random_fingerprint};
+use localpair_lab::discovery::Node;
 
 const FIND: Duration = Duration::from_secs(10);
 
@@ -27,7 +26,7 @@ fn three_hosts_find_each_other() {
     let nodes: Vec<Node> = hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| Node::start(h, &format!("node {i}"), Config::default(), ""))
+        .map(|(i, h)| mdns_node(h, &format!("node {i}"), Config::default(), ""))
         .collect();
     for (i, node) in nodes.iter().enumerate() {
         for (j, other) in nodes.iter().enumerate() {
@@ -81,9 +80,8 @@ fn three_hosts_find_each_other() {
 
 #[test]
 fn aborted_session_still_shuts_the_daemon_down() {
-    use localpair_core::config::{Settings, Source};
-    use localpair_core::{Confirmer, Context, Identity, PeerDiscoverer, PeerSink};
-    use std::sync::Arc;
+    use localpair_core::PeerDiscoverer;
+    use localpair_lab::discovery::{context, sink};
 
     let lab = lab_or_skip!("mdns_abort");
     let h1 = lab.add_host(HostSpec::new()).unwrap();
@@ -91,20 +89,11 @@ fn aborted_session_still_shuts_the_daemon_down() {
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
     let session = h1
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let identity = Arc::new(Identity::ephemeral("aborted").unwrap());
-                let confirmer =
-                    Confirmer::start(Arc::clone(&identity), Default::default()).unwrap();
-                let settings = Settings::load(Source::Toml(String::new())).unwrap();
-                let ctx = Context::new(settings, identity, Some(confirmer)).unwrap();
-                let (tx, _rx) = tokio::sync::mpsc::channel(4);
+            localpair_lab::runtime().block_on(async move {
+                let ctx = context("aborted", "").unwrap();
                 // Never cancelled: the session only ends by being aborted, as the chain does with
                 // a discoverer that overstays its stop.
-                let sink = PeerSink::standalone(tx, tokio_util::sync::CancellationToken::new());
+                let (sink, _sightings) = sink(tokio_util::sync::CancellationToken::new());
                 let task = tokio::spawn(async move {
                     localpair_mdns::Mdns::default().discover(&ctx, sink).await
                 });
@@ -131,8 +120,8 @@ fn advert_changes_are_announced() {
     let lab = lab_or_skip!("mdns_advert");
     let h1 = lab.add_host(HostSpec::new()).unwrap();
     let h2 = lab.add_host(HostSpec::new()).unwrap();
-    let a = Node::start(&h1, "host", Config::default(), "");
-    let b = Node::start(&h2, "joiner", Config::default(), "");
+    let a = mdns_node(&h1, "host", Config::default(), "");
+    let b = mdns_node(&h2, "joiner", Config::default(), "");
     let (first, _) = b.wait_for(a.fingerprint, FIND).expect("found");
     assert_eq!(first.pairing_port, None);
     a.set_advert(localpair_core::Advert::pairing(4711, Some([0xa5; 8])));
@@ -152,8 +141,8 @@ fn ipv6_off_reports_ipv4_only() {
     let h2 = lab.add_host(HostSpec::new().ipv6_ula(true)).unwrap();
     let mut config = Config::default();
     config.ipv6 = false;
-    let a = Node::start(&h1, "a", config, "");
-    let b = Node::start(&h2, "b", Config::default(), "");
+    let a = mdns_node(&h1, "a", config, "");
+    let b = mdns_node(&h2, "b", Config::default(), "");
     let (peer, _) = a.wait_for(b.fingerprint, FIND).expect("a finds b");
     // Give b's AAAA records time to arrive, if they were going to be reported.
     std::thread::sleep(Duration::from_secs(1));
@@ -176,7 +165,7 @@ fn ipv6_off_reports_ipv4_only() {
         seen_by_b.addrs
     );
     // With IPv6 on at both ends, the ULA is reported beside IPv4.
-    let c = Node::start(&h1, "c", Config::default(), "");
+    let c = mdns_node(&h1, "c", Config::default(), "");
     let ula = std::net::SocketAddr::from((h1.ula().unwrap(), c.port));
     assert!(
         b.wait_until(FIND, |p| p.fingerprint == c.fingerprint
@@ -195,7 +184,7 @@ fn host_with_multicast_dropped_finds_nothing_and_says_why() {
     let nodes: Vec<Node> = hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| Node::start(h, &format!("n{i}"), Config::default(), ""))
+        .map(|(i, h)| mdns_node(h, &format!("n{i}"), Config::default(), ""))
         .collect();
     assert!(nodes[0].wait_for(nodes[1].fingerprint, FIND).is_some());
     assert!(nodes[1].wait_for(nodes[0].fingerprint, FIND).is_some());
@@ -241,11 +230,11 @@ fn only_permitted_interfaces_are_used() {
     let spec = || HostSpec::new().extra_bridge("docker0", "172.17.0.1/16");
     let h1 = lab.add_host(spec()).unwrap();
     let h2 = lab.add_host(HostSpec::new()).unwrap();
-    let other = Node::start(&h2, "other", Config::default(), "");
+    let other = mdns_node(&h2, "other", Config::default(), "");
 
     // Positive control: with docker0 permitted, mDNS goes out on it.
     let capture = h1.capture("docker0").unwrap();
-    let open = Node::start(&h1, "open", Config::default(), "");
+    let open = mdns_node(&h1, "open", Config::default(), "");
     assert!(open.wait_for(other.fingerprint, FIND).is_some());
     std::thread::sleep(Duration::from_secs(1));
     open.stop().unwrap();
@@ -253,7 +242,7 @@ fn only_permitted_interfaces_are_used() {
     assert!(sent > 0, "control: expected mDNS on the permitted docker0");
 
     let capture = h1.capture("docker0").unwrap();
-    let node = Node::start(
+    let node = mdns_node(
         &h1,
         "restricted",
         Config::default(),
@@ -297,15 +286,15 @@ fn only_permitted_interfaces_are_used() {
 
 #[test]
 fn zeroconf_browser_sees_our_service() {
-    if !zeroconf_or_skip("zeroconf_browser_sees_our_service") {
+    if !zeroconf::or_skip("zeroconf_browser_sees_our_service") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_browse");
     let h1 = lab.add_host(HostSpec::new()).unwrap();
     let h2 = lab.add_host(HostSpec::new()).unwrap();
-    let node = Node::start(&h1, "Kitchen laptop", Config::default(), "");
+    let node = mdns_node(&h1, "Kitchen laptop", Config::default(), "");
     node.set_advert(localpair_core::Advert::pairing(5000, Some([0x11; 8])));
-    let seen = python_browse(&h2, Duration::from_secs(10))
+    let seen = zeroconf::browse(&h2, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("python-zeroconf saw nothing: {e}\n{}", node.logs()));
     let id = node.fingerprint.device_id().to_string();
     assert_eq!(
@@ -339,7 +328,7 @@ fn zeroconf_browser_sees_our_service() {
 
 #[test]
 fn zeroconf_service_is_discovered() {
-    if !zeroconf_or_skip("zeroconf_service_is_discovered") {
+    if !zeroconf::or_skip("zeroconf_service_is_discovered") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_publish");
@@ -352,7 +341,7 @@ fn zeroconf_service_is_discovered() {
     valid.txt.push(("pp".into(), "4343".into()));
     valid.txt.push(("tag".into(), "00112233445566ff".into()));
     let _publisher = Publisher::start(&h2, &[valid]);
-    let node = Node::start(&h1, "us", Config::default(), "");
+    let node = mdns_node(&h1, "us", Config::default(), "");
     let (peer, _) = node
         .wait_for(fp, FIND)
         .unwrap_or_else(|| panic!("zeroconf's service not found\n{}", node.logs()));
@@ -371,7 +360,7 @@ fn zeroconf_service_is_discovered() {
 
 #[test]
 fn malformed_zeroconf_txt_is_ignored_and_explained() {
-    if !zeroconf_or_skip("malformed_zeroconf_txt_is_ignored_and_explained") {
+    if !zeroconf::or_skip("malformed_zeroconf_txt_is_ignored_and_explained") {
         return;
     }
     let lab = lab_or_skip!("mdns_zc_bad");
@@ -384,7 +373,7 @@ fn malformed_zeroconf_txt_is_ignored_and_explained() {
     let _bad = Publisher::start(&h2, &bad);
 
     // Only malformed services around: nothing is reported and the error counts them.
-    let alone = Node::start(&h1, "alone", Config::default(), "");
+    let alone = mdns_node(&h1, "alone", Config::default(), "");
     std::thread::sleep(Duration::from_secs(4));
     assert!(alone.seen().is_empty(), "{:?}", alone.seen());
     let logs = alone.logs();
@@ -411,7 +400,7 @@ fn malformed_zeroconf_txt_is_ignored_and_explained() {
         &h3,
         &[Service::valid("good", fp, &h3.addr().to_string(), 4000)],
     );
-    let node = Node::start(&h1, "finder", Config::default(), "");
+    let node = mdns_node(&h1, "finder", Config::default(), "");
     let (peer, _) = node
         .wait_for(fp, FIND)
         .unwrap_or_else(|| panic!("valid service not found\n{}", node.logs()));
@@ -440,7 +429,7 @@ fn measure_time_to_first_peer() {
     // RFC 6762 §6 lets a responder multicast a record at most once a second, and mdns-sd drops
     // (rather than delays) an answer inside that window: a newcomer within a second of the last
     // one waits for its second query. Measured both ways.
-    let resident = Node::start(&h2, "resident", Config::default(), "");
+    let resident = mdns_node(&h2, "resident", Config::default(), "");
     std::thread::sleep(Duration::from_secs(3));
     for (label, gap) in [
         ("mdns, peer already running", Duration::from_millis(1500)),
@@ -452,7 +441,7 @@ fn measure_time_to_first_peer() {
         let mut running = Vec::new();
         for _ in 0..RUNS {
             std::thread::sleep(gap);
-            let node = Node::start(&h1, "newcomer", Config::default(), "");
+            let node = mdns_node(&h1, "newcomer", Config::default(), "");
             let (_, t) = node.wait_for(resident.fingerprint, FIND).expect("found");
             running.push(t);
             node.stop().unwrap();
@@ -461,8 +450,12 @@ fn measure_time_to_first_peer() {
     }
 
     // The same resident, browsed by python-zeroconf (browse start -> service info resolved).
-    if zeroconf_or_skip("measure python") {
-        let python = lab_util::python_browse_times(&h1, RUNS);
+    if zeroconf::or_skip("measure python") {
+        let python: Vec<Duration> = zeroconf::browse_times(&h1, RUNS)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.expect("python-zeroconf missed a run"))
+            .collect();
         lab_util::report(
             "python-zeroconf browse->resolved, peer already running",
             &python,
@@ -475,8 +468,8 @@ fn measure_time_to_first_peer() {
         config.probe = probe;
         let mut together = Vec::new();
         for _ in 0..RUNS {
-            let a = Node::start(&h1, "a", config.clone(), "");
-            let b = Node::start(&h2, "b", config.clone(), "");
+            let a = mdns_node(&h1, "a", config.clone(), "");
+            let b = mdns_node(&h2, "b", config.clone(), "");
             let (_, ta) = a.wait_for(b.fingerprint, FIND).expect("a finds b");
             let (_, tb) = b.wait_for(a.fingerprint, FIND).expect("b finds a");
             together.extend([ta, tb]);

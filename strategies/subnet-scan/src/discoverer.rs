@@ -78,14 +78,15 @@ impl PeerDiscoverer for SubnetScan {
         let Some(target) = ctx.wait_join_target(&sink).await else {
             return Err(Error::NoCode.into());
         };
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(self.config.grace_ms)) => {}
-            () = sink.stopped() => return Err(Error::NotStarted { grace_ms: self.config.grace_ms }.into()),
-        }
+        // Whether there is anything to scan is known at once: say so now, not after the grace.
         let interfaces = ctx.interfaces().map_err(|_| Error::NoSubnet)?;
         let (addresses, subnets) = scan_targets(&interfaces, self.config.min_prefix);
         if addresses.is_empty() {
             return Err(Error::NoSubnet.into());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(self.config.grace_ms)) => {}
+            () = sink.stopped() => return Err(Error::NotStarted { grace_ms: self.config.grace_ms }.into()),
         }
         tracing::info!(count = addresses.len(), subnets = %subnets.join(", "), port = target.port, "subnet scan started");
         let slots = Arc::new(Semaphore::new(self.config.parallel.max(1)));

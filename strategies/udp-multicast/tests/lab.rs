@@ -8,12 +8,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Noise, discover, discover_all, forged, ips, runtime, send_to_groups, settings};
+use common::{Noise, discover, discover_all, forged, ips, send_to_groups, settings};
 use localpair_core::chain::Outcome;
 use localpair_core::{
-    Advert, Confirmation, Context, Fingerprint, PeerDiscoverer, PeerSink, Registry, ResolverChain,
+    Advert, Confirmation, Context, Fingerprint, PeerDiscoverer, Registry, ResolverChain,
 };
-use localpair_lab::{HostSpec, lab_or_skip};
+use localpair_lab::discovery::sink;
+use localpair_lab::{HostSpec, lab_or_skip, runtime};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 
@@ -43,12 +44,16 @@ fn three_hosts_find_each_other() {
     let sessions = discover_all(&hosts, window);
     for (i, session) in sessions.iter().enumerate() {
         assert_eq!(
-            session.attempt.outcome,
+            session.attempts[0].outcome,
             Outcome::Ok,
             "{:?}",
-            session.attempt
+            session.attempts[0]
         );
-        assert!(stopped_cleanly(&session.attempt), "{:?}", session.attempt);
+        assert!(
+            stopped_cleanly(&session.attempts[0]),
+            "{:?}",
+            session.attempts[0]
+        );
         assert!(session.found(session.me).is_none(), "found itself");
         for (j, other) in sessions.iter().enumerate() {
             if i == j {
@@ -89,12 +94,12 @@ fn host_with_multicast_dropped_is_not_found_and_says_why() {
     assert!(sessions[1].found(dropped.me).is_none());
     assert!(dropped.peers.is_empty());
     assert_eq!(
-        dropped.attempt.outcome,
+        dropped.attempts[0].outcome,
         Outcome::Empty,
         "{:?}",
-        dropped.attempt
+        dropped.attempts[0]
     );
-    let why = dropped.attempt.error.as_deref().unwrap();
+    let why = dropped.attempts[0].error.as_deref().unwrap();
     // The counts and the cause: the local firewall refused every send.
     assert!(why.contains("sent 0 announcements on eth0 (IPv4)"), "{why}");
     assert!(
@@ -136,7 +141,7 @@ fn packets_from_another_subnet_are_ignored() {
     ];
     let [sa, _] = runs.map(|r| r.join());
     assert!(sa.peers.is_empty(), "{:?}", sa.peers);
-    let why = sa.attempt.error.as_deref().unwrap();
+    let why = sa.attempts[0].error.as_deref().unwrap();
     assert!(why.contains("from outside the interface's subnet"), "{why}");
     assert!(why.contains("different network"), "{why}");
 }
@@ -159,7 +164,7 @@ fn discovery_survives_thirty_percent_udp_loss() {
                 assert!(
                     peer.is_some(),
                     "host {i} missed host {j}: {:?}",
-                    session.attempt
+                    session.attempts[0]
                 );
             }
         }
@@ -196,10 +201,14 @@ fn a_flood_of_malformed_packets_does_not_stop_discovery() {
         assert!(
             session.found(after.device_id()).is_some(),
             "host {i} stopped listening during the flood: {:?}",
-            session.attempt
+            session.attempts[0]
         );
-        assert_eq!(session.attempt.outcome, Outcome::Ok);
-        assert!(stopped_cleanly(&session.attempt), "{:?}", session.attempt);
+        assert_eq!(session.attempts[0].outcome, Outcome::Ok);
+        assert!(
+            stopped_cleanly(&session.attempts[0]),
+            "{:?}",
+            session.attempts[0]
+        );
     }
 }
 
@@ -218,16 +227,15 @@ fn advert_changes_are_announced_at_once() {
         .spawn(move || {
             runtime().block_on(async move {
                 let (ctx, discoverer) = node(&settings_b);
-                let (tx, mut rx) = tokio::sync::mpsc::channel(16);
                 let stop = CancellationToken::new();
-                let sink = PeerSink::standalone(tx, stop.clone());
+                let (sink, mut sightings) = sink(stop.clone());
                 let session = discoverer.discover(&ctx, sink);
                 let driver = async {
                     tokio::time::sleep(change_at).await;
                     ctx.set_advert(Advert::pairing(7777, Some(tag)));
                     tokio::time::sleep(Duration::from_secs(6)).await;
                     stop.cancel();
-                    while rx.recv().await.is_some() {}
+                    while sightings.recv().await.is_some() {}
                 };
                 let (result, ()) = tokio::join!(session, driver);
                 (
@@ -242,17 +250,17 @@ fn advert_changes_are_announced_at_once() {
         .spawn(move || {
             runtime().block_on(async move {
                 let (ctx, discoverer) = node(&settings_a);
-                let (tx, mut rx) = tokio::sync::mpsc::channel(16);
                 let stop = CancellationToken::new();
+                let (sink, mut sightings) = sink(stop.clone());
                 let started = Instant::now();
-                let session = discoverer.discover(&ctx, PeerSink::standalone(tx, stop.clone()));
+                let session = discoverer.discover(&ctx, sink);
                 let watch = async {
                     let mut seen = Vec::new();
                     let limit = tokio::time::sleep(Duration::from_secs(13));
                     tokio::pin!(limit);
                     loop {
                         tokio::select! {
-                            got = rx.recv() => match got {
+                            got = sightings.recv() => match got {
                                 Some(peer) => seen.push((started.elapsed(), peer)),
                                 None => break,
                             },

@@ -11,33 +11,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{barrier, if_index, runtime, settings};
-use localpair_core::{
-    Context, DeviceId, PeerDiscoverer, PeerSink, Registry, ResolverChain, StrategyError,
-};
-use localpair_lab::{Host, NsThread, lab_or_skip};
+use common::{barrier, if_index, settings};
+use localpair_core::{Context, PeerDiscoverer, Registry, ResolverChain, StrategyError};
+use localpair_lab::discovery::{Node, sink};
+use localpair_lab::stats::Summary;
+use localpair_lab::{Host, NsThread, lab_or_skip, runtime};
 use localpair_udp_multicast::{Config, UdpMulticast};
 use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 30;
-
-/// Median and 95th percentile (nearest rank) in milliseconds.
-fn stats(samples: &mut [Duration]) -> String {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let rank = |p: f64| {
-        let i = (p * samples.len() as f64).ceil() as usize;
-        samples[i.clamp(1, samples.len()) - 1]
-    };
-    format!(
-        "n={} median={:.1} ms p95={:.1} ms min={:.1} ms max={:.1} ms",
-        samples.len(),
-        ms(rank(0.5)),
-        ms(rank(0.95)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1])
-    )
-}
 
 /// Runs the discoverer on the calling runtime until `stop`, or until the first peer and then
 /// `linger` more; returns the time from the call to the first peer.
@@ -46,41 +28,27 @@ async fn until_first_peer(
     linger: Duration,
     stop: CancellationToken,
 ) -> (Option<Duration>, Result<(), StrategyError>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (sink, mut sightings) = sink(stop.clone());
     let discoverer = UdpMulticast::new(Config::default());
     let started = Instant::now();
-    let session = discoverer.discover(ctx, PeerSink::standalone(tx, stop.clone()));
+    let session = discoverer.discover(ctx, sink);
     let watch = async {
         let first = tokio::select! {
-            got = rx.recv() => got.map(|_| started.elapsed()),
+            got = sightings.recv() => got.map(|_| started.elapsed()),
             () = tokio::time::sleep(Duration::from_secs(10)) => None,
         };
         tokio::time::sleep(linger).await;
         stop.cancel();
-        while rx.recv().await.is_some() {}
+        while sightings.recv().await.is_some() {}
         first
     };
     let (result, first) = tokio::join!(session, watch);
     (first, result)
 }
 
-/// A discoverer that runs until `stop` is cancelled.
-fn background(host: &Host, name: &str, stop: CancellationToken) -> NsThread<DeviceId> {
-    let settings = settings(name, Duration::from_secs(600), "");
-    host.spawn(move || {
-        runtime().block_on(async move {
-            let ctx = Context::start(settings).unwrap();
-            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            let discoverer = UdpMulticast::new(Config::default());
-            let drain = async { while rx.recv().await.is_some() {} };
-            let (_, ()) = tokio::join!(
-                discoverer.discover(&ctx, PeerSink::standalone(tx, stop)),
-                drain
-            );
-            ctx.identity().device_id()
-        })
-    })
-    .unwrap()
+/// A discoverer that runs until stopped (its outcome is not part of the measurement).
+fn background(host: &Host, name: &str) -> Node {
+    Node::start(host, name, "", UdpMulticast::new(Config::default())).unwrap()
 }
 
 /// Counts datagrams per source address arriving at both groups on `host` between `from` and
@@ -142,8 +110,7 @@ fn measure_udp_multicast() {
     let mut out = String::new();
 
     // 1. A newcomer joins while a peer is already running.
-    let stop = CancellationToken::new();
-    let running = background(&hosts[1], "responder", stop.clone());
+    let running = background(&hosts[1], "responder");
     std::thread::sleep(Duration::from_secs(2));
     let newcomer = hosts[0]
         .spawn(|| {
@@ -166,13 +133,12 @@ fn measure_udp_multicast() {
             })
         })
         .unwrap();
-    let mut samples = newcomer.join();
-    stop.cancel();
-    running.join();
+    let samples = newcomer.join();
+    let _ = running.stop();
     let _ = writeln!(
         out,
         "time to first peer, peer already running: {}",
-        stats(&mut samples)
+        Summary::of_durations(&samples)
     );
 
     // 2. Two devices start at the same moment.
@@ -205,12 +171,11 @@ fn measure_udp_multicast() {
     let _ = writeln!(
         out,
         "time to first peer, both starting together: {}",
-        stats(&mut together)
+        Summary::of_durations(&together)
     );
 
     // 3. The peer-observed resolver on a host whose peer is already discovering.
-    let stop = CancellationToken::new();
-    let running = background(&hosts[1], "reporter", stop.clone());
+    let running = background(&hosts[1], "reporter");
     std::thread::sleep(Duration::from_secs(2));
     let resolving = hosts[0]
         .spawn(|| {
@@ -233,29 +198,26 @@ fn measure_udp_multicast() {
             })
         })
         .unwrap();
-    let mut observed = resolving.join();
-    stop.cancel();
-    running.join();
+    let observed = resolving.join();
+    let _ = running.stop();
     let _ = writeln!(
         out,
         "peer-observed resolve (includes the 250 ms settle), peer already running: {}",
-        stats(&mut observed)
+        Summary::of_durations(&observed)
     );
 
     // 4. Steady state: three hosts discovering for 45 s, a fourth counting what arrives between
     //    20 s and 40 s (after the burst and the back-off).
-    let stop = CancellationToken::new();
     let window = (Duration::from_secs(20), Duration::from_secs(40));
     let counting = monitor(&hosts[3], window.0, window.1);
     let runners: Vec<_> = hosts[..3]
         .iter()
         .enumerate()
-        .map(|(i, h)| background(h, &format!("steady-{i}"), stop.clone()))
+        .map(|(i, h)| background(h, &format!("steady-{i}")))
         .collect();
     let counts = counting.join();
-    stop.cancel();
     for r in runners {
-        r.join();
+        let _ = r.stop();
     }
     let secs = (window.1 - window.0).as_secs_f64();
     for (i, h) in hosts[..3].iter().enumerate() {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use igd_next::GetGenericPortMappingEntryError;
 use localpair_core::config::{Settings, Source};
 use localpair_core::{Confirmation, Context, FailureKind, ResolverChain, StrategyError};
+use localpair_lab::stats::Summary;
 use localpair_lab::{DEFAULT_GATEWAY, HostSpec, Lab, LabError, Router, RouterSpec, lab_or_skip};
 use localpair_upnp::{Config, Error, Upnp, map_pairing_port};
 
@@ -30,19 +31,18 @@ fn router(lab: &Lab, spec: RouterSpec) -> Option<Router> {
     }
 }
 
-/// Runs a future on a fresh single-threaded runtime (call it inside a host's namespace).
+/// Runs a future on a fresh lab runtime (call it inside a host's namespace).
 fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
+    localpair_lab::runtime().block_on(future)
 }
 
 /// A context with a confirmation listener and the given extra TOML.
 fn context(toml: &str) -> Context {
     let toml = format!("[device]\nname = \"lab host\"\n{toml}");
-    Context::start(Settings::load(Source::Toml(toml)).unwrap()).unwrap()
+    // A throwaway key: lab hosts share one filesystem, and one state directory would make them
+    // one device.
+    let settings = Settings::load(Source::Toml(toml)).unwrap();
+    Context::start(settings.with_value("device.ephemeral", true).unwrap()).unwrap()
 }
 
 fn quick() -> Config {
@@ -394,17 +394,6 @@ fn a_gateway_on_another_subnet_is_ignored() {
     assert_eq!(rogue.connections.load(Ordering::Relaxed), 0);
 }
 
-/// Median and 95th percentile of `samples` (sorted in place), in milliseconds.
-fn stats(samples: &mut [Duration]) -> (f64, f64, f64) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        let rank = ((samples.len() as f64) * q).ceil() as usize;
-        ms(samples[rank.saturating_sub(1).min(samples.len() - 1)])
-    };
-    (at(0.5), at(0.95), ms(samples[samples.len() - 1]))
-}
-
 /// Resolve time against miniupnpd, and mapping add/remove times: `cargo test -p localpair-upnp
 /// --test lab -- --ignored --nocapture timing` (UPNP_RUNS, default 40).
 #[test]
@@ -419,7 +408,7 @@ fn timing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let (mut resolve, mut probe, mut add, mut remove) = host
+    let (resolve, probe, add, remove) = host
         .run(|| {
             block_on(async {
                 let ctx = context("");
@@ -447,12 +436,14 @@ fn timing() {
         .unwrap();
     assert_eq!(router.port_forwards().unwrap(), "");
     for (name, samples) in [
-        ("resolve (upnp, confirmed)", &mut resolve),
-        ("probe (no confirmation)", &mut probe),
-        ("AddPortMapping", &mut add),
-        ("DeletePortMapping", &mut remove),
+        ("resolve (upnp, confirmed)", &resolve),
+        ("probe (no confirmation)", &probe),
+        ("AddPortMapping", &add),
+        ("DeletePortMapping", &remove),
     ] {
-        let (median, p95, max) = stats(samples);
+        let Summary {
+            median, p95, max, ..
+        } = Summary::of_durations(samples);
         eprintln!(
             "{name:28} n={runs:3}  median {median:7.2} ms  p95 {p95:7.2} ms  max {max:7.2} ms"
         );

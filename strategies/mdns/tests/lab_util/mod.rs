@@ -1,347 +1,26 @@
-//! Helpers of the lab tests: a discoverer session running inside a lab host, python-zeroconf
-//! browsers and publishers, pcap counting and percentiles.
+//! Helpers of the mDNS lab tests: our discoverer in a lab host, python-zeroconf publishers, pcap
+//! counting and the measurements' report line.
 
-use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use localpair_core::config::{Settings, Source};
-use localpair_core::{
-    Advert, Confirmer, Context, FailureKind, Fingerprint, Identity, Peer, PeerDiscoverer, PeerSink,
-};
-use localpair_lab::{ChildGuard, Host, NsThread};
+use localpair_core::{Fingerprint, Identity};
+use localpair_lab::discovery::Node;
+use localpair_lab::stats::Summary;
+use localpair_lab::{ChildGuard, Host};
 use localpair_mdns::{Config, Mdns};
-use tokio_util::sync::CancellationToken;
 
-/// How long a stopped node may take before the test gives up on it.
-const STOP_LIMIT: Duration = Duration::from_secs(5);
-
-/// A log buffer shared with a node's tracing subscriber.
-#[derive(Clone, Default)]
-pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// How a node's session ended badly.
-#[derive(Debug)]
-pub(crate) struct NodeError {
-    pub(crate) kind: FailureKind,
-    pub(crate) message: String,
-}
-
-pub(crate) struct Stopped {
-    pub(crate) result: Result<(), NodeError>,
-    pub(crate) took: Duration,
-}
-
-/// One discovery session of our discoverer, on its own thread (and tokio runtime) inside a host.
-pub(crate) struct Node {
-    pub(crate) fingerprint: Fingerprint,
-    /// The confirmation listener's port: the SRV port peers see.
-    pub(crate) port: u16,
-    ctx: Option<Context>,
-    stop: CancellationToken,
-    go: Option<mpsc::Sender<()>>,
-    peers: mpsc::Receiver<(Peer, Duration)>,
-    seen: RefCell<Vec<(Peer, Duration)>>,
-    thread: Option<NsThread<Result<(), NodeError>>>,
-    logs: Logs,
-}
-
-impl Node {
-    /// Prepares and starts a session at once.
-    pub(crate) fn start(host: &Host, name: &str, config: Config, toml: &str) -> Self {
-        let mut node = Self::prepare(host, name, config, toml);
-        node.go();
-        node
-    }
-
-    /// Sets up identity, listener and runtime in `host`, then waits for [`go`](Self::go) before
-    /// calling `discover`, so that two nodes can start their sessions at the same moment.
-    pub(crate) fn prepare(host: &Host, name: &str, config: Config, toml: &str) -> Self {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let (peer_tx, peer_rx) = mpsc::channel();
-        let stop = CancellationToken::new();
-        let logs = Logs::default();
-        let thread = {
-            let (stop, logs, name, toml) =
-                (stop.clone(), logs.clone(), name.to_owned(), toml.to_owned());
-            host.spawn(move || -> Result<(), NodeError> {
-                let subscriber = tracing_subscriber::fmt()
-                    .with_writer(move || logs.clone())
-                    .with_ansi(false)
-                    .with_max_level(tracing::Level::DEBUG)
-                    .finish();
-                let _log = tracing::subscriber::set_default(subscriber);
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let settings = Settings::load(Source::Toml(toml)).unwrap();
-                    let identity = Arc::new(Identity::ephemeral(name).unwrap());
-                    let confirmer =
-                        Confirmer::start(Arc::clone(&identity), Default::default()).unwrap();
-                    let port = confirmer.port();
-                    let ctx = Context::new(settings, identity, Some(confirmer)).unwrap();
-                    ready_tx.send((ctx.clone(), port)).unwrap();
-                    if go_rx.recv().is_err() {
-                        return Ok(());
-                    }
-                    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-                    let sink = PeerSink::standalone(tx, stop);
-                    let started = Instant::now();
-                    let forward = async {
-                        while let Some(peer) = rx.recv().await {
-                            let _ = peer_tx.send((peer, started.elapsed()));
-                        }
-                    };
-                    let mdns = Mdns::new(config);
-                    let (result, ()) = tokio::join!(mdns.discover(&ctx, sink), forward);
-                    result.map_err(|e| NodeError {
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    })
-                })
-            })
-            .unwrap()
-        };
-        let (ctx, port) = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("node did not start");
-        Self {
-            fingerprint: ctx.identity().fingerprint(),
-            port,
-            ctx: Some(ctx),
-            stop,
-            go: Some(go_tx),
-            peers: peer_rx,
-            seen: RefCell::new(Vec::new()),
-            thread: Some(thread),
-            logs: Logs(logs.0),
-        }
-    }
-
-    /// Starts the session (see [`prepare`](Self::prepare)).
-    pub(crate) fn go(&mut self) {
-        if let Some(go) = self.go.take() {
-            go.send(()).unwrap();
-        }
-    }
-
-    /// Changes what the node announces, as a pairing host does.
-    pub(crate) fn set_advert(&self, advert: Advert) {
-        self.ctx.as_ref().unwrap().set_advert(advert);
-    }
-
-    fn drain(&self, wait: Duration) -> bool {
-        match self.peers.recv_timeout(wait) {
-            Ok(sighting) => {
-                self.seen.borrow_mut().push(sighting);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// The first sighting matching `pred` (already received or arriving within `timeout`).
-    pub(crate) fn wait_until(
-        &self,
-        timeout: Duration,
-        pred: impl Fn(&Peer) -> bool,
-    ) -> Option<Peer> {
-        self.wait_until_timed(timeout, pred).map(|(p, _)| p)
-    }
-
-    fn wait_until_timed(
-        &self,
-        timeout: Duration,
-        pred: impl Fn(&Peer) -> bool,
-    ) -> Option<(Peer, Duration)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            while self.drain(Duration::ZERO) {}
-            if let Some(hit) = self.seen.borrow().iter().find(|(p, _)| pred(p)) {
-                return Some(hit.clone());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.drain(left.min(Duration::from_millis(50)));
-        }
-    }
-
-    /// The first sighting of the device with this key, and when (since `discover` was called).
-    pub(crate) fn wait_for(
-        &self,
-        fingerprint: Fingerprint,
-        timeout: Duration,
-    ) -> Option<(Peer, Duration)> {
-        self.wait_until_timed(timeout, |p| p.fingerprint == fingerprint)
-    }
-
-    /// Every device sighted so far, once each.
-    pub(crate) fn seen(&self) -> Vec<Fingerprint> {
-        while self.drain(Duration::ZERO) {}
-        let mut out: Vec<Fingerprint> = Vec::new();
-        for (p, _) in self.seen.borrow().iter() {
-            if !out.contains(&p.fingerprint) {
-                out.push(p.fingerprint);
-            }
-        }
-        out
-    }
-
-    pub(crate) fn logs(&self) -> String {
-        String::from_utf8_lossy(&self.logs.0.lock().unwrap()).into_owned()
-    }
-
-    /// Stops the session and returns how `discover` ended.
-    pub(crate) fn stop(self) -> Result<(), NodeError> {
-        self.stop_timed().result
-    }
-
-    /// Stops the session; also measures how long `discover` took to return.
-    pub(crate) fn stop_timed(mut self) -> Stopped {
-        let started = Instant::now();
-        self.stop.cancel();
-        let thread = self.thread.take().unwrap();
-        while !thread.is_finished() {
-            assert!(
-                started.elapsed() < STOP_LIMIT,
-                "node did not stop within {STOP_LIMIT:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let took = started.elapsed();
-        Stopped {
-            result: thread.join(),
-            took,
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        drop(self.go.take());
-        if let Some(thread) = self.thread.take() {
-            let started = Instant::now();
-            while !thread.is_finished() && started.elapsed() < STOP_LIMIT {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.try_join();
-            }
-        }
-    }
+/// Our mDNS discoverer with `config`, in a session of a device called `name` in `host`, with
+/// settings from `toml`.
+pub(crate) fn mdns_node(host: &Host, name: &str, config: Config, toml: &str) -> Node {
+    Node::start(host, name, toml, Mdns::new(config)).unwrap()
 }
 
 /// A fresh fingerprint for a service a test publishes.
 pub(crate) fn random_fingerprint() -> Fingerprint {
     Identity::ephemeral("x").unwrap().fingerprint()
-}
-
-/// Whether python-zeroconf is importable; skips (or, under CI, fails) when it is not.
-pub(crate) fn zeroconf_or_skip(test: &str) -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import zeroconf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{test}: python3-zeroconf is missing although CI is set (apt-get install python3-zeroconf)"
-        );
-        eprintln!(
-            "SKIP {test}: /usr/bin/python3 cannot import zeroconf (apt-get install python3-zeroconf)"
-        );
-    }
-    ok
-}
-
-fn python(host: &Host, script: &str) -> Command {
-    let mut cmd = host.command("/usr/bin/python3");
-    cmd.arg("-c").arg(script);
-    cmd
-}
-
-/// Browses `_localpair._tcp` with python-zeroconf and prints the first instance that resolves
-/// with a TXT record, as JSON; exits 1 when none does within the time given.
-const BROWSE: &str = r#"
-import json, sys, time
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
-T = "_localpair._tcp.local."
-zc = Zeroconf(ip_version=IPVersion.V4Only)
-found = []
-def on_change(zeroconf, service_type, name, state_change):
-    if state_change is ServiceStateChange.Added:
-        found.append(name)
-browser = ServiceBrowser(zc, T, handlers=[on_change])
-deadline = time.monotonic() + float(sys.argv[1])
-out = None
-while out is None and time.monotonic() < deadline:
-    for name in list(found):
-        info = zc.get_service_info(T, name, timeout=2000)
-        if info is not None and info.properties:
-            txt = {k.decode(): (None if v is None else v.decode("utf-8", "replace"))
-                   for k, v in info.properties.items()}
-            out = {"name": name, "port": info.port, "server": info.server,
-                   "addresses": info.parsed_addresses(), "txt": txt}
-            break
-    time.sleep(0.02)
-browser.cancel()
-zc.close()
-print(json.dumps(out))
-sys.exit(0 if out else 1)
-"#;
-
-/// What python-zeroconf, browsing in `host`, sees of the first `_localpair._tcp` service.
-pub(crate) fn python_browse(host: &Host, within: Duration) -> Result<serde_json::Value, String> {
-    let mut cmd = python(host, BROWSE);
-    cmd.arg(within.as_secs_f64().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = ChildGuard::spawn(&mut cmd)
-        .map_err(|e| e.to_string())?
-        .wait_with_output_timeout(within + Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "{}; stdout: {stdout}; stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    serde_json::from_str(stdout.trim()).map_err(|e| format!("{e}: {stdout}"))
-}
-
-/// `runs` times: a fresh python-zeroconf instance browses until one service resolves; prints the
-/// seconds each took as a JSON list (null for a miss).
-/// Browse→resolved times of python-zeroconf, `runs` times (see the lab crate).
-pub(crate) fn python_browse_times(host: &Host, runs: usize) -> Vec<Duration> {
-    localpair_lab::zeroconf::browse_times(host, runs)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.expect("python-zeroconf missed a run"))
-        .collect()
 }
 
 /// A service for python-zeroconf to publish. TXT values: a string, `null` (a key without `=`),
@@ -449,8 +128,9 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn start(host: &Host, services: &[Service]) -> Self {
-        let mut cmd = python(host, PUBLISH);
-        cmd.arg(serde_json::to_string(services).unwrap())
+        let mut cmd = host.command("/usr/bin/python3");
+        cmd.args(["-c", PUBLISH])
+            .arg(serde_json::to_string(services).unwrap())
             .arg("120")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -533,18 +213,5 @@ pub(crate) fn mdns_packets(pcap: &[u8]) -> usize {
 
 /// Prints the median and 95th percentile (nearest rank) of `samples`.
 pub(crate) fn report(label: &str, samples: &[Duration]) {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    let median = if n.is_multiple_of(2) {
-        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
-    } else {
-        ms[n / 2]
-    };
-    let p95 = ms[(n * 95).div_ceil(100) - 1];
-    eprintln!(
-        "MEASURE {label}: n={n} median={median:.0} ms p95={p95:.0} ms min={:.0} ms max={:.0} ms",
-        ms[0],
-        ms[n - 1]
-    );
+    eprintln!("MEASURE {label}: {:.0}", Summary::of_durations(samples));
 }

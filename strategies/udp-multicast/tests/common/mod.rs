@@ -6,69 +6,37 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use localpair_core::chain::Attempt;
 use localpair_core::config::{Settings, Source};
-use localpair_core::{
-    Context, DeviceId, DiscovererChain, DiscoveryGoal, Fingerprint, Peer, Registry,
-};
-use localpair_lab::{Host, NsThread};
+use localpair_core::{Fingerprint, Peer};
+use localpair_lab::discovery::{self, Session};
+use localpair_lab::{Host, LabError, NsThread};
 use localpair_udp_multicast::Config;
 use localpair_udp_multicast::wire::{Kind, Packet};
-
-/// A runtime for one host thread.
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Settings for a host: its name, discovery with udp-multicast only, `window` long, plus `extra`.
 pub(crate) fn settings(name: &str, window: Duration, extra: &str) -> Settings {
     Settings::load(Source::Toml(format!(
-        "[device]\nname = \"{name}\"\n[discover]\norder = [\"udp-multicast\"]\ndeadline_ms = {}\n{extra}",
+        "[device]\nname = \"{name}\"\nephemeral = true\n[discover]\norder = [\"udp-multicast\"]\ndeadline_ms = {}\n{extra}",
         window.as_millis()
     )))
     .unwrap()
 }
 
-/// What one host's discovery session produced.
-#[derive(Debug)]
-pub(crate) struct Session {
-    pub(crate) me: DeviceId,
-    pub(crate) peers: Vec<Peer>,
-    pub(crate) attempt: Attempt,
-}
+/// A discover chain running on a host (see [`discover`]).
+pub(crate) struct Run(NsThread<Result<Session, LabError>>);
 
-impl Session {
-    pub(crate) fn found(&self, id: DeviceId) -> Option<&Peer> {
-        self.peers.iter().find(|p| p.id == id)
+impl Run {
+    /// The session, once the chain has ended; it must have run udp-multicast alone.
+    pub(crate) fn join(self) -> Session {
+        let session = self.0.join().unwrap();
+        assert_eq!(session.strategies, ["udp-multicast"]);
+        session
     }
 }
 
 /// Runs the discover chain (built through the registry, as the CLI does) on `host` for `window`.
-pub(crate) fn discover(
-    host: &Host,
-    name: &str,
-    window: Duration,
-    extra: &str,
-) -> NsThread<Session> {
-    let settings = settings(name, window, extra);
-    host.spawn(move || {
-        runtime().block_on(async move {
-            let ctx = Context::start(settings.clone()).unwrap();
-            let chain =
-                DiscovererChain::from_settings(&Registry::linked().unwrap(), &settings).unwrap();
-            assert_eq!(chain.names(), ["udp-multicast"]);
-            let report = chain.discover(&ctx, DiscoveryGoal::default(), None).await;
-            Session {
-                me: ctx.identity().device_id(),
-                peers: report.peers,
-                attempt: report.attempts.into_iter().next().unwrap(),
-            }
-        })
-    })
-    .unwrap()
+pub(crate) fn discover(host: &Host, name: &str, window: Duration, extra: &str) -> Run {
+    Run(discovery::discover(host, settings(name, window, extra)).unwrap())
 }
 
 /// One session on every host at once (named `host-<i>`), each with the same window; returns the
@@ -79,7 +47,7 @@ pub(crate) fn discover_all(hosts: &[Host], window: Duration) -> Vec<Session> {
         .enumerate()
         .map(|(i, h)| discover(h, &format!("host-{i}"), window, ""))
         .collect();
-    runs.into_iter().map(NsThread::join).collect()
+    runs.into_iter().map(Run::join).collect()
 }
 
 /// The index of `iface` inside the calling thread's namespace.

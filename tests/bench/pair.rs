@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use localpair_lab::stats::ms;
 use localpair_lab::{HostSpec, Lab, LabError, Localpair};
 
-use crate::stats::Table;
-use crate::{Options, json_run, ms};
+use crate::table::Table;
+use crate::{Options, json_run};
 
 pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
     for udp_dropped in [false, true] {

@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
+use localpair_lab::stats::ms;
 use localpair_lab::{HostSpec, Lab, LabError};
 
-use crate::stats::Table;
-use crate::{Options, json_run, ms};
+use crate::table::Table;
+use crate::{Options, json_run};
 
 pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
     let lab = Lab::new("bench_resolve")?;

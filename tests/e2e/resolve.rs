@@ -32,7 +32,8 @@ fn lan_address_first_docker_bridge_last_with_reason() {
     let first = &candidates[0];
     assert_eq!(first["ip"], lan.as_str(), "{report:#}");
     assert_eq!(first["interface"], "eth0");
-    assert_eq!(first["class"], "physical");
+    // The lab's LAN link is one end of a veth pair: the OS says so (sysfs), whatever its name.
+    assert_eq!(first["class"], "virtual-ethernet");
     assert_eq!(first["confirmed"], "local");
     assert!(
         first["reason"].as_str().unwrap().contains("default route"),
@@ -179,5 +180,47 @@ fn bad_config_exits_2_naming_the_key() {
         ran.stderr.contains("strategies.outbound-route.targets"),
         "{}",
         ran.stderr
+    );
+}
+
+#[test]
+fn interface_classes_come_from_the_os_not_the_names() {
+    let lab = lab_or_skip!("resolve_classes");
+    let host = lab
+        .add_host(
+            HostSpec::new()
+                .extra_bridge("docker0", "172.17.0.1/16")
+                .extra_tun("tun0", "100.64.0.2/32")
+                .extra_bridge("eth9", "192.168.77.1/24"),
+        )
+        .unwrap();
+    let report = Localpair::on(&host)
+        .unwrap()
+        .args(["--json", "diagnose", "--window", "0.1"])
+        .ok_json(CLI_TIMEOUT)
+        .unwrap();
+    let interfaces = report["checks"][0]["details"]["interfaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let class = |name: &str| {
+        interfaces
+            .iter()
+            .find(|i| i["name"] == name)
+            .map(|i| i["class"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(class("lo"), "loopback");
+    assert_eq!(
+        class("eth0"),
+        "virtual-ethernet",
+        "a veth, though named like a NIC"
+    );
+    assert_eq!(class("docker0"), "virtual-bridge");
+    assert_eq!(class("tun0"), "vpn");
+    assert_eq!(
+        class("eth9"),
+        "virtual-bridge",
+        "a bridge, though named like a NIC"
     );
 }

@@ -177,7 +177,7 @@ fn healthy_lan_every_check_passes_and_each_lists_the_other() {
             .iter()
             .find(|i| i["name"] == "eth0")
             .unwrap();
-        assert_eq!(eth0["class"], "physical");
+        assert_eq!(eth0["class"], "virtual-ethernet");
         assert_eq!(eth0["mtu"], 1500);
         for flag in ["up", "running", "multicast"] {
             assert!(
@@ -365,7 +365,7 @@ fn no_default_route_with_docker_bridge_warns_and_classifies() {
             .find(|i| i["name"] == name)
             .map(|i| i["class"].as_str().unwrap().to_owned())
     };
-    assert_eq!(class("eth0").as_deref(), Some("physical"));
+    assert_eq!(class("eth0").as_deref(), Some("virtual-ethernet"));
     assert_eq!(class("docker0").as_deref(), Some("virtual-bridge"));
     assert_eq!(class("lo").as_deref(), Some("loopback"));
     let docker = interfaces.iter().find(|i| i["name"] == "docker0").unwrap();

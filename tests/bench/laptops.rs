@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use localpair_lab::stats::ms;
 use localpair_lab::{Host, Lab, LabError, Localpair, scenes};
 
-use crate::stats::Table;
+use crate::table::Table;
 use crate::{Options, json_run};
 
 type Scene = fn(&Lab) -> Result<(Host, Host), LabError>;
@@ -79,7 +80,7 @@ fn vpn_only_failure(table: &mut Table, runs: usize) -> Result<(), LabError> {
         let ran = Localpair::on(&phone)?
             .args(["--json", "join", &code])
             .run(Duration::from_secs(60))?;
-        took.push(crate::ms(started.elapsed()));
+        took.push(ms(started.elapsed()));
         if ran.code() != Some(1) || !ran.stderr.contains("listens only on") {
             return Err(LabError::Timeout(format!(
                 "expected the VPN-only failure: {}",

@@ -1,11 +1,12 @@
-//! Benchmarks in the network lab: builds labs, runs each scenario N times, prints a Markdown table
-//! of median / p95 / max.
+//! Benchmarks in the network lab (`tests/bench/`, binary `lab-bench` of `localpair-lab`): builds
+//! labs, runs each scenario N times, prints a Markdown table of median / p95 / max.
 //!
 //! ```text
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `scale` (default:
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `reconnect`,
+//! `throughput`, `scale` (default:
 //! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
 //! of the chain, `elapsed_ms` of a found peer); "whole process" times include start-up.
@@ -24,15 +25,16 @@
 mod discover;
 mod laptops;
 mod pair;
+mod paired;
 mod resolve;
 mod scale;
-mod stats;
+mod table;
 
 use std::time::Duration;
 
 use localpair_lab::{Host, LabError, Localpair};
 
-use crate::stats::Table;
+use crate::table::Table;
 
 /// Runs `localpair --json <args>` to the end; its JSON, or an error carrying stderr.
 pub(crate) fn json_run(
@@ -45,10 +47,6 @@ pub(crate) fn json_run(
         .args(["--json"])
         .args(args)
         .ok_json(Duration::from_secs(60))
-}
-
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,6 +91,8 @@ fn main() -> std::process::ExitCode {
     run("pair", &pair::bench);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);
+    run("reconnect", &paired::reconnect);
+    run("throughput", &paired::throughput);
     run("scale", &scale::bench);
     println!("{}", table.markdown());
     if failures.is_empty() {

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use localpair_lab::stats::ms;
 use localpair_lab::{HostSpec, Lab, LabError, Localpair};
 
-use crate::stats::Table;
-use crate::{Options, ms};
+use crate::Options;
+use crate::table::Table;
 
 /// After the start-up bursts and back-off (0, 0.1, 0.5, 1.5 s, then 2 s, 4 s, 5 s …).
 const SETTLE: Duration = Duration::from_secs(20);

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use localpair_lab::stats::ms;
 use localpair_lab::{ChildGuard, Host, HostSpec, Lab, LabError, Localpair};
 
-use crate::stats::Table;
+use crate::table::Table;
 use crate::{Options, json_run};
 
 fn order(strategy: &str) -> String {
@@ -110,16 +111,11 @@ pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabEr
     let theirs: Vec<f64> = localpair_lab::zeroconf::browse_times(&browser, options.runs)?
         .into_iter()
         .flatten()
-        .map(|t| t.as_secs_f64() * 1000.0)
+        .map(ms)
         .collect();
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let ratio = median(&ours) / median(&theirs);
-    table.times("mDNS browse→peer: localpair (mdns only)", ours);
-    table.times("mDNS browse→resolved: python-zeroconf 0.47", theirs);
+    let ours = table.times("mDNS browse→peer: localpair (mdns only)", ours);
+    let theirs = table.times("mDNS browse→resolved: python-zeroconf 0.47", theirs);
+    let ratio = ours.median / theirs.median;
     table.value(
         "mDNS ratio ours/python-zeroconf (medians)",
         options.runs,

@@ -4,37 +4,18 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use localpair_lab::pairs::{self, STEP};
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or_skip};
 use localpair_pairing::code::{PairingCode, Secret};
 use serde_json::Value;
 
-const STEP: Duration = Duration::from_secs(20);
-
 /// `localpair --json host` with `config`; returns the process and its code.
 fn start_host(host: &Host, flow: &str, config: &str) -> (Running, String) {
-    let running = Localpair::on(host)
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .args(["--json", "host", "--flow", flow, "--qr", "none"])
-        .start()
-        .unwrap();
-    let first = running.next_json(STEP).unwrap();
-    let code = first["code"]
-        .as_str()
-        .expect("first line holds the code")
-        .to_owned();
-    (running, code)
+    pairs::start_host(host, flow, config).unwrap()
 }
 
 fn join(host: &Host, code: &str, config: &str) -> localpair_lab::Ran {
-    Localpair::on(host)
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .args(["--json", "join", code])
-        .run(CLI_TIMEOUT)
-        .unwrap()
+    pairs::join(host, code, config).unwrap()
 }
 
 /// The same code with another secret: what a joiner holding a different code would send.
@@ -174,7 +155,11 @@ fn impostor_at_the_hosts_address_is_refused() {
     let (real, code) = start_host(&h1, "pre", fixed_port);
     drop(real);
     // Another key at the same address and port.
-    let (impostor, _) = start_host(&h1, "pre", fixed_port);
+    let (impostor, _) = start_host(
+        &h1,
+        "pre",
+        &format!("{fixed_port}[device]\nephemeral = true\n"),
+    );
     let joined = join(&h2, &code, QUICK_JOIN);
     assert_eq!(joined.code(), Some(1), "{}", joined.stderr);
     assert!(
@@ -187,18 +172,33 @@ fn impostor_at_the_hosts_address_is_refused() {
 }
 
 #[test]
-fn five_wrong_proofs_end_the_code() {
+fn wrong_proofs_slow_their_source_down_but_never_end_the_code() {
+    // Issue 11 replaced "5 wrong proofs end the code" (a kill switch for anyone on the LAN).
     let lab = lab_or_skip!("pair_5wrong");
-    let [h1, h2] = hosts(&lab, 2);
+    let [h1, h2, h3] = hosts(&lab, 3);
     let (host, code) = start_host(&h1, "pre", "");
+    // One source: the code's IPv4 address only (an IPv6 /64 would be a source of its own).
+    let ipv4_only =
+        format!("{QUICK_JOIN}order = [\"direct\"]\n[strategies.direct]\nlink_local = false\n");
+    let mut took = Vec::new();
     for n in 0..5 {
-        let wrong = join(&h2, &wrong_code(&code, n), QUICK_JOIN);
+        let started = std::time::Instant::now();
+        let wrong = join(&h2, &wrong_code(&code, n), &ipv4_only);
+        took.push(started.elapsed());
         assert_eq!(wrong.code(), Some(1), "{}", wrong.stderr);
+        assert!(
+            wrong.stderr.contains("rejected our proof"),
+            "{}",
+            wrong.stderr
+        );
     }
-    let status = host.wait(STEP).unwrap();
-    assert_eq!(status.code(), Some(1));
-    let right = join(&h2, &code, QUICK_JOIN);
-    assert_eq!(right.code(), Some(1), "the code is dead: {}", right.stdout);
+    // Each wrong proof doubles the wait before the next one is looked at (250 ms, 500 ms, 1 s,
+    // 2 s): the fifth guess cannot come before 3.75 s.
+    let total: Duration = took.iter().sum();
+    assert!(total >= Duration::from_millis(3750), "{took:?}");
+    let right = join(&h3, &code, QUICK_JOIN);
+    assert_eq!(right.code(), Some(0), "the code lives on: {}", right.stderr);
+    assert!(host.wait(STEP).unwrap().success());
 }
 
 #[test]

@@ -5,11 +5,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use localpair_lab::pairs::{self, STEP};
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Localpair, Running, lab_or_skip, scenes};
 use localpair_pairing::code::PairingCode;
 use serde_json::Value;
-
-const STEP: Duration = Duration::from_secs(20);
 
 /// The IPv4 candidates in order (IPv6 link-local addresses come on every interface, tunnels included).
 fn ips(report: &Value) -> Vec<String> {
@@ -23,27 +22,12 @@ fn ips(report: &Value) -> Vec<String> {
 }
 
 fn start_host(host: &Host, flow: &str, config: &str) -> (Running, PairingCode, String) {
-    let running = Localpair::on(host)
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .args(["--json", "host", "--flow", flow, "--qr", "none"])
-        .start()
-        .unwrap();
-    let first = running.next_json(STEP).unwrap();
-    let text = first["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("first line holds the code: {first}; {}", running.stderr()))
-        .to_owned();
+    let (running, text) = pairs::start_host(host, flow, config).unwrap();
     (running, PairingCode::parse(&text).unwrap(), text)
 }
 
 fn join(host: &Host, code: &str) -> localpair_lab::Ran {
-    Localpair::on(host)
-        .unwrap()
-        .args(["--json", "join", code])
-        .run(CLI_TIMEOUT)
-        .unwrap()
+    pairs::join(host, code, "").unwrap()
 }
 
 /// Hosts with `flow`, joins from `joiner`, and checks both sides paired.

@@ -1,0 +1,496 @@
+//! [`Device`]: the one type an application embeds — identity, trust store, settings, listeners
+//! and announcer — with host, join, connect, listen, peers and forget.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use localpair_core::chain::explain;
+use localpair_core::config::Settings;
+use localpair_core::identity::Identity;
+use localpair_core::{
+    Advert, ChainMode, Context, DiscovererChain, DiscoveryGoal, Peer, Registry, ResolverChain,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::code::{Flow, PairingCode};
+use crate::config::{ConnectConfig, JoinConfig, PairingConfig};
+use crate::connect::{Connected, Reconnect, explain_failure};
+use crate::link::{Link, LinkListener, PORT_FILE};
+use crate::race::{RaceOptions, race};
+use crate::trust::{KnownPeer, PairedHow, TrustStore};
+use crate::{Error, HostOptions, JoinOptions, Joined, Paired, PairingHost, listen_addresses};
+
+/// Longest the announcer takes to wind down when the last user is gone.
+const ANNOUNCER_STOP: Duration = Duration::from_secs(2);
+/// An announcing session runs until stopped; this is only its upper bound.
+const ANNOUNCE_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// This device: who it is, whom it trusts, and how it finds and is found by them.
+///
+/// Open it inside a tokio runtime (it starts the confirmation listener). Everything it starts
+/// stops when it is dropped.
+pub struct Device {
+    ctx: Context,
+    registry: Registry,
+    trust: TrustStore,
+    pairing: PairingConfig,
+    join: JoinConfig,
+    connect: ConnectConfig,
+    save: bool,
+    /// The link port, once chosen (kept in the state directory).
+    link_port: Mutex<Option<u16>>,
+    advert: Mutex<Advert>,
+    announcer: Mutex<Announcer>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("identity", self.ctx.identity())
+            .field("trust", &self.trust.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The background discovery session that keeps this device announced, shared by everything
+/// that needs it (hosting, listening) and stopped when the last of them ends.
+#[derive(Default)]
+struct Announcer {
+    users: usize,
+    running: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+/// Keeps this device announced while it lives.
+#[derive(Debug)]
+pub(crate) struct Announcing<'a> {
+    device: &'a Device,
+}
+
+impl Drop for Announcing<'_> {
+    fn drop(&mut self) {
+        let mut announcer = self.device.lock_announcer();
+        announcer.users = announcer.users.saturating_sub(1);
+        if announcer.users == 0
+            && let Some((stop, task)) = announcer.running.take()
+        {
+            stop.cancel();
+            // The session closes its sockets within its stop grace; do not wait for it here.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(ANNOUNCER_STOP, task).await;
+            });
+        }
+    }
+}
+
+impl Device {
+    /// Opens the device the settings describe: its key from the state directory (`[device]`,
+    /// or a throwaway one when `ephemeral`), its trust store beside it (in memory when
+    /// ephemeral), and the pairing crate's sections. Fails on a broken setting, key or store.
+    pub fn open(settings: Settings, registry: Registry) -> Result<Self, Error> {
+        let pairing = PairingConfig::from_settings(&settings)?;
+        let join = JoinConfig::from_settings(&settings)?;
+        let connect = ConnectConfig::from_settings(&settings)?;
+        let ctx = Context::start(settings)?;
+        let trust = match ctx.state_dir() {
+            Some(dir) => TrustStore::in_dir(dir.clone()),
+            None => TrustStore::in_memory(),
+        };
+        // A trust store that does not parse is reported now, not at the first pairing.
+        trust.peers()?;
+        Ok(Self {
+            ctx,
+            registry,
+            trust,
+            pairing,
+            join,
+            connect,
+            save: true,
+            link_port: Mutex::new(None),
+            advert: Mutex::new(Advert::default()),
+            announcer: Mutex::new(Announcer::default()),
+        })
+    }
+
+    /// Whether pairings are saved in the trust store (default: yes).
+    #[must_use]
+    pub fn saving(mut self, save: bool) -> Self {
+        self.save = save;
+        self
+    }
+
+    /// The context strategies run with.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// This device's key and name.
+    pub fn identity(&self) -> &Identity {
+        self.ctx.identity()
+    }
+
+    /// The trust store.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// The devices this one paired with.
+    pub fn peers(&self) -> Result<Vec<KnownPeer>, Error> {
+        self.trust.peers()
+    }
+
+    /// Forgets the known peer `who` names (alias, name, device id or fingerprint prefix).
+    pub fn forget(&self, who: &str) -> Result<KnownPeer, Error> {
+        self.trust.forget(who)
+    }
+
+    fn lock_announcer(&self) -> std::sync::MutexGuard<'_, Announcer> {
+        self.announcer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_advert(&self, change: impl FnOnce(&mut Advert)) {
+        let mut advert = self.advert.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut advert);
+        self.ctx.set_advert(*advert);
+    }
+
+    /// Announces this device through the `[discover]` chain until the guard is dropped.
+    pub(crate) fn announce(&self) -> Result<Announcing<'_>, Error> {
+        let mut announcer = self.lock_announcer();
+        if announcer.running.is_none() {
+            let chain = DiscovererChain::from_settings(&self.registry, self.ctx.settings())?;
+            let chain = chain
+                .clone()
+                .with_plan(chain.plan().with_deadline(ANNOUNCE_FOR));
+            let stop = CancellationToken::new();
+            let goal = DiscoveryGoal {
+                until: Some(stop.clone()),
+                ..DiscoveryGoal::default()
+            };
+            let ctx = self.ctx.clone();
+            let task = tokio::spawn(async move {
+                chain.discover(&ctx, goal, None).await;
+            });
+            announcer.running = Some((stop, task));
+        }
+        announcer.users += 1;
+        Ok(Announcing { device: self })
+    }
+
+    /// This device's link port: the one in the state directory, else a free one, chosen now and
+    /// kept, so that a peer can reconnect to it later even when discovery cannot tell it.
+    pub fn link_port(&self) -> Result<u16, Error> {
+        let mut chosen = self
+            .link_port
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(port) = *chosen {
+            return Ok(port);
+        }
+        let saved = self
+            .ctx
+            .state_dir()
+            .and_then(|dir| {
+                dir.read(PORT_FILE, 16)
+                    .inspect_err(|error| tracing::warn!(%error, "choosing a new link port"))
+                    .ok()
+                    .flatten()
+            })
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.trim().parse::<u16>().ok())
+            .filter(|port| *port != 0);
+        let port = match saved {
+            Some(port) => port,
+            None => {
+                let port = free_port()?;
+                self.keep_link_port(port)?;
+                port
+            }
+        };
+        *chosen = Some(port);
+        Ok(port)
+    }
+
+    fn keep_link_port(&self, port: u16) -> Result<(), Error> {
+        if let Some(dir) = self.ctx.state_dir() {
+            dir.write(PORT_FILE, format!("{port}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn save_pairing(&self, peer: &crate::PairedPeer, how: PairedHow, others: &[SocketAddr]) {
+        if !self.save {
+            return;
+        }
+        let mut known = KnownPeer::new(peer.fingerprint, &peer.name, None, how);
+        for addr in others.iter().rev().chain([&peer.addr]) {
+            known.seen(Some(*addr), None);
+        }
+        known.link_port = peer.link_port;
+        if let Err(error) = self.trust.save(known) {
+            tracing::error!(%error, peer = %peer.id, "the pairing worked but could not be saved");
+        }
+    }
+
+    /// Starts hosting a pairing: resolves this device's addresses, listens where peers can reach
+    /// it (see [`listen_addresses`]), makes the code, and announces the pairing until the
+    /// returned [`Hosting`] is dropped.
+    pub async fn host(&self, flow: Flow) -> Result<Hosting<'_>, Error> {
+        let mut resolver = ResolverChain::from_settings(&self.registry, self.ctx.settings())?;
+        // Every resolver runs: the pre-shared code lists every usable address, and the
+        // post-shared host listens wherever peers can reach it, which peer-observed tells.
+        let mut plan = resolver.plan();
+        plan.mode = ChainMode::All;
+        resolver = resolver.with_plan(plan);
+        let resolved = resolver.resolve(&self.ctx).await;
+        let listen = listen_addresses(flow, &resolved.candidates, self.pairing.code_candidates)
+            .ok_or_else(|| Error::NoAddress {
+                attempts: explain(&resolved.attempts),
+            })?;
+        let options = HostOptions {
+            flow,
+            listen_on: listen.listen_on,
+            port: self.pairing.port,
+            candidates: listen.code,
+            ttl: Duration::from_millis(self.pairing.code_ttl_ms),
+            wrong_proof_backoff: Duration::from_millis(self.pairing.wrong_proof_backoff_ms),
+            handshake_timeout: Duration::from_millis(self.pairing.handshake_timeout_ms),
+            max_unauthenticated: self.pairing.max_unauthenticated,
+            max_per_source: self.pairing.max_per_source,
+            link_port: Some(self.link_port()?),
+        };
+        let host = PairingHost::start(Arc::clone(self.ctx.identity()), options)?;
+        let code = host.code();
+        let (port, tag) = (code.port, code.session_tag());
+        self.set_advert(|a| {
+            a.pairing_port = Some(port);
+            a.session_tag = Some(tag);
+        });
+        let announcing = self.announce()?;
+        Ok(Hosting {
+            device: self,
+            host,
+            flow,
+            warning: listen.warning,
+            _announcing: announcing,
+        })
+    }
+
+    /// Joins the host whose code `code` yields; discovery starts at once, so a code typed later
+    /// is dialled the moment it arrives. Sightings are also offered to `sightings`, for a list of
+    /// the devices found while the code is typed. Saves the host in the trust store.
+    pub async fn join(
+        &self,
+        code: impl Future<Output = Result<PairingCode, Error>> + Send,
+        sightings: Option<mpsc::Sender<Peer>>,
+    ) -> Result<(Joined, Link), Error> {
+        let chain = self.join.chain(&self.registry, self.ctx.settings())?;
+        let options = JoinOptions {
+            dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
+            deadline: self.join.0.deadline(),
+            sightings,
+            link_port: Some(self.link_port()?),
+            ..JoinOptions::default()
+        };
+        let (codes_tx, codes_rx) = std::sync::mpsc::channel();
+        let code = async move {
+            let code = code.await?;
+            let _ = codes_tx.send(code.clone());
+            Ok(code)
+        };
+        let (joined, link) = crate::join(&self.ctx, &chain, code, options).await?;
+        let code = codes_rx.try_recv().ok();
+        let how = match code.as_ref().map(|c| c.flow) {
+            Some(Flow::Post) => PairedHow::QrPost,
+            _ => PairedHow::QrPre,
+        };
+        // The code's addresses are the host's best ones: remember them beside the one that paired.
+        let others = code
+            .iter()
+            .flat_map(|c| {
+                c.candidates
+                    .iter()
+                    .map(move |ip| SocketAddr::new(*ip, c.port))
+            })
+            .collect::<Vec<_>>();
+        self.save_pairing(&joined.peer, how, &others);
+        Ok((joined, link))
+    }
+
+    /// Reconnects to the known peer `who` names: finds it by its key through the `[connect]`
+    /// chain (its announcements, its last known addresses, a scan for its link port) and opens a
+    /// link with both keys pinned.
+    pub async fn connect(&self, who: &str) -> Result<(Connected, Link), Error> {
+        let peer = self.trust.find(who)?;
+        let chain = self.connect.chain(&self.registry, self.ctx.settings())?;
+        let target = Arc::new(Reconnect {
+            identity: Arc::clone(self.ctx.identity()),
+            peer: peer.clone(),
+        });
+        let options = RaceOptions {
+            dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
+            deadline: self.connect.0.deadline(),
+            max_parallel: JoinOptions::default().max_parallel,
+            sightings: None,
+        };
+        match race(&self.ctx, &chain, async { Ok(target) }, options).await? {
+            Ok(won) => {
+                let addr = won.won.peer().addr;
+                let name = won.won.peer().name.clone();
+                if let Err(error) = self.trust.touch(
+                    &peer.fingerprint,
+                    Some(addr),
+                    Some(&name),
+                    Some(addr.port()),
+                ) {
+                    tracing::warn!(%error, "could not record the contact in the trust store");
+                }
+                let connected = Connected {
+                    via: won.via,
+                    elapsed: won.elapsed,
+                    dials: won.dials,
+                };
+                Ok((connected, won.won))
+            }
+            Err(lost) => Err(explain_failure(&peer, lost)),
+        }
+    }
+
+    /// Starts accepting links from known peers (on the port saved in the state directory when it
+    /// is free) and announces that this device does, until the returned [`Listening`] is
+    /// dropped. A stranger's connection is refused and logged.
+    pub async fn listen(&self) -> Result<Listening<'_>, Error> {
+        let wanted = self.link_port()?;
+        let listener =
+            LinkListener::start(Arc::clone(self.ctx.identity()), self.trust.clone(), wanted)?;
+        let port = listener.port();
+        if port != wanted {
+            // Taken by another program: peers learn the new one from the announcements.
+            tracing::info!(
+                wanted,
+                port,
+                "the saved link port is taken; listening on another"
+            );
+            self.keep_link_port(port)?;
+            *self
+                .link_port
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(port);
+        }
+        self.set_advert(|a| a.link_port = Some(port));
+        let announcing = self.announce()?;
+        Ok(Listening {
+            device: self,
+            listener,
+            _announcing: announcing,
+        })
+    }
+}
+
+/// A port that is free right now, chosen by the OS.
+fn free_port() -> Result<u16, Error> {
+    std::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, 0))
+        .or_else(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::io("choose a link port", e))
+}
+
+/// A pairing being hosted; the pairing's code and where it listens.
+pub struct Hosting<'a> {
+    device: &'a Device,
+    host: PairingHost,
+    flow: Flow,
+    warning: Option<String>,
+    _announcing: Announcing<'a>,
+}
+
+impl std::fmt::Debug for Hosting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hosting")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hosting<'_> {
+    /// The code to show (as a QR code, or as text).
+    pub fn code(&self) -> &PairingCode {
+        self.host.code()
+    }
+
+    /// Why the code's addresses are unlikely to reach peers, when they are (only VPN or
+    /// virtual-bridge addresses).
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    /// How long the code lives.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.device.pairing.code_ttl_ms)
+    }
+
+    /// Where the pairing listener is bound.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.host.local_addrs()
+    }
+
+    /// Waits for the one pairing (saved in the trust store) and returns the open link to the
+    /// device that joined; fails when the code expires or wrong proofs end it.
+    pub async fn wait(&self) -> Result<(Paired, Link), Error> {
+        let (paired, link) = self.host.wait().await?;
+        let how = if self.flow == Flow::Post {
+            PairedHow::QrPost
+        } else {
+            PairedHow::QrPre
+        };
+        self.device.save_pairing(&paired.peer, how, &[]);
+        Ok((paired, link))
+    }
+}
+
+impl Drop for Hosting<'_> {
+    fn drop(&mut self) {
+        self.device.set_advert(|a| {
+            a.pairing_port = None;
+            a.session_tag = None;
+        });
+    }
+}
+
+/// Accepting links from known peers.
+pub struct Listening<'a> {
+    device: &'a Device,
+    listener: LinkListener,
+    _announcing: Announcing<'a>,
+}
+
+impl std::fmt::Debug for Listening<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listening<'_> {
+    /// The link port.
+    pub fn port(&self) -> u16 {
+        self.listener.port()
+    }
+
+    /// The next link from a known peer.
+    pub async fn accept(&self) -> Result<Link, Error> {
+        self.listener.accept().await
+    }
+}
+
+impl Drop for Listening<'_> {
+    fn drop(&mut self) {
+        self.device.set_advert(|a| a.link_port = None);
+    }
+}

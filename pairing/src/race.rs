@@ -1,0 +1,377 @@
+//! The dial race both joining and reconnecting run: discovery starts at once; every address found
+//! for the device sought is dialled in parallel as soon as the device is known; a dial that was
+//! accepted and then dropped (a listener under load) is tried again with back-off; the first dial
+//! that succeeds wins and everything else stops.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use localpair_core::chain::{DiscoverReport, DiscovererChain, DiscoveryGoal};
+use localpair_core::{Context, JoinTarget, Peer};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+
+/// How long a race that has nothing left to try waits for discovery to report another address
+/// before it gives up.
+pub(crate) const SETTLE: Duration = Duration::from_secs(1);
+/// First wait before a dropped dial is tried again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between two dials of one address.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Sightings kept while the device sought is not known yet (a code still being typed); older
+/// ones are dropped first.
+pub(crate) const MAX_SIGHTINGS: usize = 256;
+/// Capacity of the channel from discovery; discovery waits when the race falls behind.
+const LIVE_QUEUE: usize = 256;
+
+/// One dial and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DialRecord {
+    /// Where.
+    pub addr: SocketAddr,
+    /// The strategy that supplied the address.
+    pub via: String,
+    /// Start, from the start of the race.
+    pub started_ms: u64,
+    /// Duration.
+    pub elapsed_ms: u64,
+    /// `None` for the dial that won.
+    pub error: Option<String>,
+}
+
+/// What is dialled, and how.
+pub(crate) trait Target: Send + Sync + 'static {
+    /// What a successful dial gives.
+    type Won: Send + 'static;
+    /// Whether a sighting is of the device sought.
+    fn matches(&self, peer: &Peer) -> bool;
+    /// The address to dial for one of a matching peer's addresses, if any.
+    fn dial_addr(&self, peer: &Peer, addr: SocketAddr) -> Option<SocketAddr>;
+    /// One dial.
+    fn dial(
+        self: Arc<Self>,
+        addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Won, Error>> + Send>>;
+    /// The device itself said no: no other address can help.
+    fn is_final(&self, error: &Error) -> bool;
+    /// For the discoverers that wait for one (known addresses, subnet scan).
+    fn join_target(&self) -> JoinTarget;
+}
+
+/// Limits of one race.
+#[derive(Debug, Clone)]
+pub(crate) struct RaceOptions {
+    pub(crate) dial_timeout: Duration,
+    pub(crate) deadline: Duration,
+    pub(crate) max_parallel: usize,
+    pub(crate) sightings: Option<mpsc::Sender<Peer>>,
+}
+
+/// A won race.
+pub(crate) struct Won<W> {
+    pub(crate) won: W,
+    pub(crate) via: String,
+    pub(crate) elapsed: Duration,
+    pub(crate) dials: Vec<DialRecord>,
+}
+
+/// A lost race: the final error if the device said no, else what was tried.
+pub(crate) struct Lost {
+    pub(crate) refusal: Option<Error>,
+    pub(crate) had_target: bool,
+    pub(crate) dials: Vec<DialRecord>,
+    pub(crate) sightings: Vec<Peer>,
+    pub(crate) report: Option<DiscoverReport>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a failed dial is worth repeating: the listener took the connection and then dropped
+/// it, or it did not answer in time (a full listener, a lost packet). A refused or unreachable
+/// address, or another key, will not change by asking again.
+fn worth_retrying(error: &Error) -> bool {
+    use localpair_core::Error as Core;
+    match error {
+        Error::Core(Core::Timeout { .. }) => true,
+        Error::Core(Core::Io { op, .. }) => !op.starts_with("connect"),
+        // The host makes a source that erred wait; a genuine joiner after a typo waits too.
+        Error::Refused {
+            refusal: crate::Refusal::TooManyAttempts,
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
+/// Whether a failed dial says something that asking again will not change: nothing listens
+/// there, no route leads there, or another key answered. "No host at that address" (no ARP
+/// answer) is not final: the device may have moved within the subnet, where a scan finds it.
+fn definitive(error: &Error) -> bool {
+    use localpair_core::Error as Core;
+    use std::io::ErrorKind;
+    match error {
+        Error::Core(Core::Io { op, source }) if op.starts_with("connect") => matches!(
+            source.kind(),
+            ErrorKind::ConnectionRefused | ErrorKind::NetworkUnreachable
+        ),
+        Error::Core(Core::KeyMismatch { .. }) => true,
+        _ => false,
+    }
+}
+
+type Dialed<W> = (usize, DialRecord, Result<W, Error>);
+
+struct Dialer<T: Target> {
+    options: RaceOptions,
+    started: Instant,
+    slots: Arc<Semaphore>,
+    /// Per address: where it came from and how many dials it had.
+    addrs: Vec<(SocketAddr, String, u32)>,
+    index: HashMap<SocketAddr, usize>,
+    /// Dials waiting for their back-off, by address index.
+    retries: Vec<(Instant, usize)>,
+    dials: JoinSet<Dialed<T::Won>>,
+    records: Vec<DialRecord>,
+    /// Whether every failed dial so far failed definitively.
+    all_definitive: bool,
+}
+
+impl<T: Target> Dialer<T> {
+    fn offer(&mut self, target: &Arc<T>, peer: &Peer) {
+        if !target.matches(peer) {
+            return;
+        }
+        for addr in &peer.addrs {
+            let Some(dial) = target.dial_addr(peer, *addr) else {
+                continue;
+            };
+            if self.index.contains_key(&dial) {
+                continue;
+            }
+            self.index.insert(dial, self.addrs.len());
+            self.addrs.push((dial, peer.strategy.clone(), 0));
+            self.spawn(target, self.addrs.len() - 1);
+        }
+    }
+
+    fn spawn(&mut self, target: &Arc<T>, index: usize) {
+        let (addr, via, tries) = &mut self.addrs[index];
+        *tries += 1;
+        let (addr, via) = (*addr, via.clone());
+        let target = Arc::clone(target);
+        let slots = Arc::clone(&self.slots);
+        let limit = self.options.dial_timeout;
+        let started = self.started;
+        self.dials.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let began = Instant::now();
+            let result = tokio::time::timeout(limit, target.dial(addr))
+                .await
+                .unwrap_or_else(|_| Err(Error::timeout(format!("dialling {addr}"), limit)));
+            let record = DialRecord {
+                addr,
+                via,
+                started_ms: millis(began - started),
+                elapsed_ms: millis(began.elapsed()),
+                error: result.as_ref().err().map(ToString::to_string),
+            };
+            (index, record, result)
+        });
+    }
+
+    fn schedule_retry(&mut self, index: usize) {
+        let tries = self.addrs[index].2;
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << tries.saturating_sub(1).min(5))
+            .min(MAX_BACKOFF);
+        self.retries.push((Instant::now() + backoff, index));
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.retries.iter().map(|(at, _)| *at).min()
+    }
+
+    fn due_retries(&mut self, target: &Arc<T>) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
+        self.retries = later;
+        for (_, index) in due {
+            self.spawn(target, index);
+        }
+    }
+
+    /// Nothing in flight or scheduled, and every address failed.
+    fn idle_and_failed(&self) -> bool {
+        self.dials.is_empty() && self.retries.is_empty() && !self.records.is_empty()
+    }
+}
+
+/// Whether discovery reported the device at an address none of its known addresses names: it
+/// is alive and discovery works, so waiting longer would only repeat what failed.
+fn found_elsewhere<T: Target>(target: &T, sightings: &[Peer]) -> bool {
+    let named = target.join_target().candidates;
+    sightings
+        .iter()
+        .filter(|p| target.matches(p))
+        .flat_map(|p| &p.addrs)
+        .any(|a| !named.contains(&a.ip()))
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the race. `target` resolves once the device sought is known (a code typed, or at once);
+/// an error from it ends the race with that error.
+pub(crate) async fn race<T: Target>(
+    ctx: &Context,
+    chain: &DiscovererChain,
+    target: impl Future<Output = Result<Arc<T>, Error>> + Send,
+    options: RaceOptions,
+) -> Result<Result<Won<T::Won>, Lost>, Error> {
+    let started = Instant::now();
+    let deadline = started + options.deadline;
+    let stop = CancellationToken::new();
+    let _stop_discovery = stop.clone().drop_guard();
+    let (live_tx, mut live_rx) = mpsc::channel::<Peer>(LIVE_QUEUE);
+    let discovery = {
+        let ctx = ctx.clone();
+        let chain = chain
+            .clone()
+            .with_plan(chain.plan().with_deadline(options.deadline));
+        let goal = DiscoveryGoal {
+            until: Some(stop.clone()),
+            ..DiscoveryGoal::default()
+        };
+        tokio::spawn(async move { chain.discover(&ctx, goal, Some(live_tx)).await })
+    };
+    let mut dialer: Dialer<T> = Dialer {
+        slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
+        options,
+        started,
+        addrs: Vec::new(),
+        index: HashMap::new(),
+        retries: Vec::new(),
+        dials: JoinSet::new(),
+        records: Vec::new(),
+        all_definitive: true,
+    };
+    let mut sightings: Vec<Peer> = Vec::new();
+    let mut sought: Option<Arc<T>> = None;
+    let mut live_open = true;
+    let mut give_up_at: Option<Instant> = None;
+    tokio::pin!(target);
+    let refusal = loop {
+        // Nothing in flight and nothing due: discovery is over, so nothing more can be tried.
+        if sought.is_some() && !live_open && dialer.dials.is_empty() && dialer.retries.is_empty() {
+            break None;
+        }
+        // Every address failed, and either discovery reported the device somewhere its known
+        // addresses do not name (it is alive, and that failed too) or every failure was final
+        // (refused, unreachable, another key): give discovery a moment for another address, then
+        // end instead of waiting out the deadline.
+        give_up_at = match &sought {
+            Some(t)
+                if dialer.idle_and_failed()
+                    && (dialer.all_definitive || found_elsewhere(t.as_ref(), &sightings)) =>
+            {
+                Some(give_up_at.unwrap_or_else(|| Instant::now() + SETTLE))
+            }
+            _ => None,
+        };
+        let retry_at = dialer.next_retry();
+        tokio::select! {
+            known = &mut target, if sought.is_none() => {
+                let known = known?;
+                ctx.set_join_target(known.join_target());
+                for peer in &sightings {
+                    dialer.offer(&known, peer);
+                }
+                sought = Some(known);
+            }
+            sighting = live_rx.recv(), if live_open => match sighting {
+                Some(peer) => {
+                    if let Some(out) = &dialer.options.sightings {
+                        let _ = out.try_send(peer.clone());
+                    }
+                    if let Some(t) = &sought {
+                        dialer.offer(t, &peer);
+                    }
+                    if sightings.len() >= MAX_SIGHTINGS {
+                        sightings.remove(0);
+                    }
+                    sightings.push(peer);
+                }
+                None => live_open = false,
+            },
+            Some(joined) = dialer.dials.join_next(), if !dialer.dials.is_empty() => {
+                let Ok((index, record, result)) = joined else { continue };
+                dialer.records.push(record);
+                match (result, &sought) {
+                    (Ok(won), _) => {
+                        stop.cancel();
+                        dialer.dials.abort_all();
+                        let via = dialer.records.last().map(|r| r.via.clone()).unwrap_or_default();
+                        return Ok(Ok(Won {
+                            won,
+                            via,
+                            elapsed: started.elapsed(),
+                            dials: dialer.records,
+                        }));
+                    }
+                    (Err(error), Some(t)) if t.is_final(&error) => break Some(error),
+                    (Err(error), _) => {
+                        dialer.all_definitive &= definitive(&error);
+                        if worth_retrying(&error) {
+                            dialer.schedule_retry(index);
+                        }
+                    }
+                }
+            }
+            () = sleep_until_opt(retry_at) => {
+                if let Some(t) = sought.clone() {
+                    dialer.due_retries(&t);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => break None,
+            () = sleep_until_opt(give_up_at) => break None,
+        }
+    };
+    stop.cancel();
+    dialer.dials.abort_all();
+    let report = tokio::time::timeout(Duration::from_secs(2), discovery)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    Ok(Err(Lost {
+        refusal,
+        had_target: sought.is_some(),
+        dials: dialer.records,
+        sightings,
+        report,
+    }))
+}
+
+/// The addresses, comma-separated.
+pub(crate) fn list_addresses(addrs: &[IpAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

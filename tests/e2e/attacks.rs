@@ -1,0 +1,170 @@
+//! End to end: nobody on the LAN can stop a pairing (issue 11, the pairing listener): wrong
+//! proofs slow only their own source down, and a connection flood delays a genuine joiner by
+//! its own round trip, never locks it out — on the pairing listener and on the confirmation
+//! listener alike.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::print_stderr,
+    reason = "the numbers under attack go to the test log"
+)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use localpair_lab::attack::{self, Flood};
+use localpair_lab::pairs::{self, STEP};
+use localpair_lab::{Host, HostSpec, Lab, lab_or_skip};
+use localpair_pairing::code::{PairingCode, Secret};
+
+/// The same code with another secret: what an attacker who saw the QR's shape would send.
+fn wrong_code(code: &str, n: u8) -> String {
+    let c = PairingCode::parse(code).unwrap();
+    PairingCode::new(
+        c.flow,
+        c.port,
+        c.fingerprint,
+        Secret::from_bytes([n; 16]),
+        c.candidates,
+    )
+    .encode()
+}
+
+fn named(lab: &Lab, name: &str) -> Host {
+    lab.add_host(HostSpec::new().name(name)).unwrap()
+}
+
+#[test]
+fn a_hundred_wrong_proofs_from_ten_addresses_do_not_stop_the_pairing() {
+    let lab = lab_or_skip!("attack_proofs");
+    let desk = named(&lab, "desk");
+    let phone = named(&lab, "phone");
+    let attackers: Vec<Host> = (0..10).map(|n| named(&lab, &format!("evil{n}"))).collect();
+    let (hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
+    let started = Instant::now();
+    let refused: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = attackers
+            .iter()
+            .enumerate()
+            .map(|(i, attacker)| {
+                let code = &code;
+                s.spawn(move || {
+                    (0..10)
+                        .filter(|n| {
+                            let wrong = wrong_code(code, (i * 10 + n + 1) as u8);
+                            let ran = pairs::join(attacker, &wrong, "[join]\ndeadline_ms = 1000\n")
+                                .unwrap();
+                            ran.code() == Some(1)
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    eprintln!(
+        "100 wrong attempts from 10 addresses in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused, 100, "every wrong attempt is refused");
+    // The genuine joiner pairs at its first try: its first dial of the code's address succeeds.
+    let joined = pairs::join(&phone, &code, "").unwrap();
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    let json = joined.json();
+    let dials = json["dials"].as_array().unwrap();
+    assert!(dials.iter().all(|d| d["error"].is_null()), "{json}");
+    let hosted = hosting.next_json(STEP).unwrap();
+    assert_eq!(hosted["peer"]["name"], "phone");
+}
+
+/// Floods the desk's pairing listener from `sources` of the attacker, then pairs the phone.
+fn joiner_gets_through(lab: &Lab, tag: &str, sources: u8) {
+    let desk = named(lab, "desk");
+    let phone = named(lab, "phone");
+    let evil = named(lab, "evil");
+    let from = if sources == 1 {
+        vec![evil.addr()]
+    } else {
+        attack::add_sources(&evil, 100, sources).unwrap()
+    };
+    let (hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
+    let port = PairingCode::parse(&code).unwrap().port;
+    let flood = attack::start(
+        &evil,
+        Flood {
+            target: SocketAddr::new(IpAddr::V4(desk.addr()), port),
+            sources: from,
+            hold: 500,
+            rate: 1000,
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let joined = pairs::join(&phone, &code, "").unwrap();
+    let report = flood.stop();
+    eprintln!("{tag}: flood {report:?}");
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    let elapsed = joined.json()["elapsed_ms"].as_f64().unwrap();
+    eprintln!("{tag}: paired under the flood in {elapsed:.1} ms");
+    assert!(elapsed < 5000.0, "paired after {elapsed} ms");
+    assert!(report.opened > 1000, "the flood ran: {report:?}");
+    assert_eq!(hosting.next_json(STEP).unwrap()["paired"], true);
+}
+
+#[test]
+fn the_joiner_gets_through_a_flood_from_one_address() {
+    let lab = lab_or_skip!("attack_flood1");
+    joiner_gets_through(&lab, "attack_flood1", 1);
+}
+
+#[test]
+fn the_joiner_gets_through_a_flood_from_fifty_addresses() {
+    let lab = lab_or_skip!("attack_flood50");
+    joiner_gets_through(&lab, "attack_flood50", 50);
+}
+
+#[test]
+fn a_flooded_confirmation_listener_still_confirms_our_addresses() {
+    let lab = lab_or_skip!("attack_confirm");
+    let victim = named(&lab, "victim");
+    let evil = named(&lab, "evil");
+    let sources = attack::add_sources(&evil, 100, 50).unwrap();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let ip = IpAddr::V4(victim.addr());
+    let checks = victim
+        .spawn(move || {
+            localpair_lab::runtime().block_on(async move {
+                let ctx = localpair_lab::discovery::context("victim", "").unwrap();
+                let confirmer = ctx.confirmer().unwrap().clone();
+                port_tx.send(confirmer.port()).unwrap();
+                let _ = tokio::task::spawn_blocking(move || go_rx.recv()).await;
+                let mut results = Vec::new();
+                for _ in 0..20 {
+                    let started = Instant::now();
+                    let ok = confirmer.confirm(ip, 0).await.is_ok();
+                    results.push((ok, started.elapsed()));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                results
+            })
+        })
+        .unwrap();
+    let port = port_rx.recv_timeout(STEP).unwrap();
+    let flood = attack::start(
+        &evil,
+        Flood {
+            target: SocketAddr::new(ip, port),
+            sources,
+            hold: 500,
+            rate: 1000,
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    go_tx.send(()).unwrap();
+    let results = checks.join();
+    let report = flood.stop();
+    eprintln!("confirmation flood {report:?}; checks {results:?}");
+    assert!(report.opened > 1000, "the flood ran: {report:?}");
+    assert!(results.iter().all(|(ok, _)| *ok), "{results:?}");
+}
