@@ -62,6 +62,7 @@ mod runtime;
 pub mod scenes;
 mod spec;
 pub mod stats;
+mod usage;
 pub mod zeroconf;
 
 pub use capture::Capture;
@@ -76,6 +77,7 @@ pub use process::{ChildGuard, localpair_bin, workspace_bin};
 pub use router::{DEFAULT_WAN, Router, RouterSpec, WAN_IFACE, miniupnpd_path};
 pub use runtime::runtime;
 pub use spec::{DEFAULT_GATEWAY, DEFAULT_SEGMENT, HostSpec};
+pub use usage::{Usage, wait_for_exec};
 
 /// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.
 ///

@@ -15,7 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use lab_util::mdns_node;
-use localpair_lab::{Counters, Host, HostSpec, NsThread, lab_or_skip};
+use localpair_lab::{
+    Counters, Host, HostSpec, Localpair, NsThread, Running, Usage, lab_or_skip, wait_for_exec,
+};
 use localpair_mdns::Config;
 
 /// `LEGACY_PER_SOURCE` of the patched mdns-sd.
@@ -106,6 +108,20 @@ fn query_flood(
     .unwrap()
 }
 
+/// How long until the victim's `discover` reports a device called `name` (its progress lines on
+/// stderr), counted from now; `None` after 10 s.
+fn found(victim: &Running, name: &str) -> Option<Duration> {
+    let started = Instant::now();
+    let line = format!("found {name} [");
+    while started.elapsed() < Duration::from_secs(10) {
+        if victim.stderr().contains(&line) {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
 fn measure(label: &str, rate: u32, sources: usize, ex: &Exchange, victim_out: usize) {
     let back = ex.from(VICTIM);
     let bytes = back.first().map_or(0, |(_, len)| *len);
@@ -158,28 +174,40 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
             .unwrap();
     }
 
-    let v = mdns_node(&victim, "victim", Config::default(), "");
-    let g = mdns_node(&genuine, "genuine", Config::default(), "");
-    let started = Instant::now();
-    v.wait_for(g.fingerprint, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no baseline discovery\n{}", v.logs()));
-    eprintln!("MEASURE mdns baseline discovery: {:?}", started.elapsed());
-    // The routed path works both ways: the remote host reaches the victim's listener.
-    let port = v.port;
+    // The routed path works both ways: the remote host reaches a listener on the victim.
+    let listener = victim
+        .run(|| std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7000)))
+        .unwrap()
+        .unwrap();
     let routed = remote
         .run(move || {
-            TcpStream::connect_timeout(&SocketAddr::from((VICTIM, port)), Duration::from_secs(2))
+            TcpStream::connect_timeout(&SocketAddr::from((VICTIM, 7000)), Duration::from_secs(2))
                 .is_ok()
         })
         .unwrap();
     assert!(routed, "the remote attacker cannot reach the victim at all");
+    drop(listener);
+
+    // The victim runs the real binary (mDNS alone), its own process: its memory and CPU time
+    // are its own. The other devices run in this process.
+    let mut v = Localpair::on(&victim)
+        .unwrap()
+        .config("[discover]\norder = [\"mdns\"]\n")
+        .unwrap()
+        .args(["--json", "discover", "--timeout", "60"])
+        .start()
+        .unwrap();
+    let pid = v.child().id();
+    wait_for_exec(pid, "localpair", Duration::from_secs(5)).unwrap();
+    let g = mdns_node(&genuine, "genuine", Config::default(), "");
+    let baseline =
+        found(&v, "genuine").unwrap_or_else(|| panic!("no baseline discovery\n{}", v.stderr()));
+    eprintln!("MEASURE mdns baseline discovery: {baseline:?}");
 
     // For comparison: a device started while nobody attacks.
-    let quiet_started = Instant::now();
-    let quiet = mdns_node(&control, "control", Config::default(), "");
-    v.wait_for(quiet.fingerprint, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("the control device was not found\n{}", v.logs()));
-    let quiet_after = quiet_started.elapsed();
+    let _quiet = mdns_node(&control, "control", Config::default(), "");
+    let quiet_after = found(&v, "control")
+        .unwrap_or_else(|| panic!("the control device was not found\n{}", v.stderr()));
     eprintln!("MEASURE mdns discovery of a device started without attack: {quiet_after:?}");
 
     let counters = Counters::new(&victim).unwrap();
@@ -199,6 +227,8 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
         )
         .unwrap();
 
+    let before = Usage::of(pid).unwrap();
+    let attack_started = Instant::now();
     let group = SocketAddr::from(([224, 0, 0, 251], 5353));
     let (remote_rate, local_rate, spoof_rate) = (100, 100, 10);
     let off_link = query_flood(
@@ -211,15 +241,27 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
     let spoofed = query_flood(&attacker, aliases.clone(), group, spoof_rate);
     // A device that starts during the attack is found as usual.
     std::thread::sleep(Duration::from_secs(1));
-    let late_started = Instant::now();
     let late = mdns_node(&latecomer, "latecomer", Config::default(), "");
-    let late_found = v
-        .wait_for(late.fingerprint, Duration::from_secs(10))
-        .map(|_| late_started.elapsed());
+    let late_found = found(&v, "latecomer");
     let (off_link, on_link, spoofed) = (off_link.join(), on_link.join(), spoofed.join());
+    let wall = attack_started.elapsed();
+    let after = Usage::of(pid).unwrap();
     let late_after = late_found
-        .unwrap_or_else(|| panic!("the latecomer was not found under attack\n{}", v.logs()));
+        .unwrap_or_else(|| panic!("the latecomer was not found under attack\n{}", v.stderr()));
     eprintln!("MEASURE mdns discovery of a device started under attack: {late_after:?}");
+    let (grown, cpu) = (
+        after.rss_growth_kib(&before),
+        after.cpu_share_since(&before, wall),
+    );
+    eprintln!(
+        "MEASURE mdns victim over {wall:.1?} of attacks: RSS {} KiB -> {} KiB (+{grown} KiB), \
+         CPU {:.1}% of one core",
+        before.rss_kib,
+        after.rss_kib,
+        cpu * 100.0
+    );
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+    assert!(cpu < 0.20, "CPU {:.1}% of one core", cpu * 100.0);
 
     let out_remote = counters.get("out-remote").unwrap();
     let in_remote = counters.get("in-remote").unwrap();
@@ -236,8 +278,8 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
     );
     assert!(
         off_link.got.is_empty(),
-        "answered off-link: {:?}",
-        off_link.got
+        "{} answers to an off-link source",
+        off_link.got.len()
     );
     assert_eq!(out_remote.packets, 0, "the victim sent toward 10.88.0.0/24");
 
@@ -272,7 +314,7 @@ fn no_answer_off_link_and_legacy_answers_are_limited() {
         let one = back.iter().filter(|(s, _)| *s == i).count();
         assert!(one <= PER_SOURCE * window_count, "{one} answers to {alias}");
     }
-    // The genuine peer still sees the victim and the latecomer.
+    // The genuine peer still sees the latecomer.
     assert!(
         g.wait_for(late.fingerprint, Duration::from_secs(5))
             .is_some()

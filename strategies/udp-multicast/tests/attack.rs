@@ -10,15 +10,19 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use attack_util::{Spoofer, announcement, key, link_local, overhear, usage};
+use attack_util::{Spoofer, announcement, key, link_local, overhear};
 use common::{discover, if_index};
-use localpair_lab::{Count, Counters, Host, HostSpec, Localpair, lab_or_skip};
+use localpair_lab::{
+    Count, Counters, Host, HostSpec, Localpair, Running, Usage, lab_or_skip, wait_for_exec,
+};
 use localpair_udp_multicast::wire::{Kind, Packet};
 
 /// The third party the attacker wants connections sent to.
 const THIRD_PARTY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 50);
 /// Its port.
 const TARGET_PORT: u16 = 7777;
+/// Discovery with udp-multicast alone: the reflection test counts the connections it makes.
+const UDP_ONLY: &str = "[discover]\norder = [\"udp-multicast\"]\n";
 
 /// Runs `f(spoofer, n)` for `n` in `0..count`, paced evenly over `over`, on `host`; returns the
 /// datagrams sent.
@@ -86,7 +90,12 @@ fn delta(after: [Count; 4], before: [Count; 4]) -> [Count; 4] {
 #[test]
 fn forged_announcements_make_no_device_a_reflector() {
     let lab = lab_or_skip!("reflector");
-    let victims = lab.add_hosts(2).unwrap();
+    let victims: Vec<Host> = (0..2)
+        .map(|i| {
+            lab.add_host(HostSpec::new().name(&format!("victim-{i}")))
+                .unwrap()
+        })
+        .collect();
     let genuine = lab.add_host(HostSpec::new().name("genuine")).unwrap();
     let latecomer = lab.add_host(HostSpec::new().name("latecomer")).unwrap();
     let attacker = lab.add_host(HostSpec::new().name("attacker")).unwrap();
@@ -107,16 +116,20 @@ fn forged_announcements_make_no_device_a_reflector() {
             .unwrap();
     }
 
+    // The victims run the real binary, each its own process (so its memory and CPU time are
+    // its own); the genuine device and the latecomer run in this process.
     let window = Duration::from_secs(26);
-    let sessions: Vec<_> = victims
+    let mut runs: Vec<Running> = victims
         .iter()
-        .enumerate()
-        .map(|(i, h)| discover(h, &format!("victim-{i}"), window, ""))
+        .map(|h| discover_process(h, window.as_secs(), UDP_ONLY))
         .collect();
+    let pids: Vec<u32> = runs.iter_mut().map(pid_of).collect();
     let g = discover(&genuine, "genuine", window, "");
     // Let the genuine reports (each victim to the genuine peer and back) happen first.
     std::thread::sleep(Duration::from_secs(3));
     let syns: Vec<Syns> = victims.iter().map(Syns::on).collect();
+    let usage_before: Vec<Usage> = pids.iter().map(|p| Usage::of(*p).unwrap()).collect();
+    let attack_started = Instant::now();
     let read = |s: &[Syns]| s.iter().map(Syns::read).collect::<Vec<_>>();
 
     // 1. One packet per forged key, each naming the third party: 400 a second for 5 s.
@@ -205,29 +218,51 @@ fn forged_announcements_make_no_device_a_reflector() {
             syn.packets
         );
     }
-    for v in &victims {
+    let wall = attack_started.elapsed();
+    for (i, (v, pid)) in victims.iter().zip(&pids).enumerate() {
         let total = third_syns.get(&v.addr().to_string()).unwrap().packets;
-        eprintln!(
-            "MEASURE reflector: the third party saw {total} connection attempts from {}",
-            v.addr()
+        let now = Usage::of(*pid).unwrap();
+        let (grown, cpu) = (
+            now.rss_growth_kib(&usage_before[i]),
+            now.cpu_share_since(&usage_before[i], wall),
         );
+        eprintln!(
+            "MEASURE reflector: the third party saw {total} connection attempts from victim-{i}; \
+             over the {wall:.1?} of attacks its RSS grew by {grown} KiB, CPU {:.1}% of one core",
+            cpu * 100.0
+        );
+        assert!(grown < 16 * 1024, "victim-{i}: RSS grew by {grown} KiB");
+        assert!(cpu < 0.20, "victim-{i}: CPU {:.1}%", cpu * 100.0);
     }
 
     let late = late.join();
-    let g = g.join();
-    let sessions: Vec<_> = sessions.into_iter().map(|s| s.join()).collect();
-    for (i, s) in sessions.iter().enumerate() {
-        assert!(s.found(g.me).is_some(), "victim-{i} lost the genuine peer");
-        let found = s
-            .found(late.me)
+    let _ = g.join();
+    for (i, run) in runs.into_iter().enumerate() {
+        let report = report_of(run);
+        assert!(
+            peer_named(&report, "genuine").is_some(),
+            "victim-{i} lost the genuine peer"
+        );
+        let found = peer_named(&report, "latecomer")
             .unwrap_or_else(|| panic!("victim-{i} missed the device started under attack"));
-        assert!(s.peers.len() <= localpair_core::chain::MAX_PEERS);
-        assert!(found.addrs.iter().any(|a| a.ip() == latecomer.addr()));
-        eprintln!("MEASURE reflector: victim-{i} kept {} peers", s.peers.len());
+        let at = format!("{}:", latecomer.addr());
+        let addrs = found["addrs"].as_array().unwrap();
+        assert!(
+            addrs.iter().any(|a| a.as_str().unwrap().starts_with(&at)),
+            "{found}"
+        );
+        let peers = report["peers"].as_array().unwrap().len();
+        assert!(peers <= localpair_core::chain::MAX_PEERS);
+        eprintln!("MEASURE reflector: victim-{i} kept {peers} peers");
     }
-    let late_found: Vec<_> = sessions
-        .iter()
-        .filter_map(|s| late.found(s.me).map(|p| p.found_after))
+    let late_found: Vec<_> = (0..victims.len())
+        .filter_map(|i| {
+            let name = format!("victim-{i}");
+            late.peers
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.found_after)
+        })
         .collect();
     assert_eq!(
         late_found.len(),
@@ -239,17 +274,28 @@ fn forged_announcements_make_no_device_a_reflector() {
     );
 }
 
-/// The victim's and the genuine device's `localpair --json discover`, as separate processes.
-fn discover_process(host: &Host, seconds: u32) -> localpair_lab::Running {
-    Localpair::on(host)
-        .unwrap()
+/// `localpair --json discover --timeout <seconds>` on `host`, with settings `toml` (none when
+/// empty), as a process of its own.
+fn discover_process(host: &Host, seconds: u64, toml: &str) -> Running {
+    let mut command = Localpair::on(host).unwrap();
+    if !toml.is_empty() {
+        command = command.config(toml).unwrap();
+    }
+    command
         .args(["--json", "discover", "--timeout", &seconds.to_string()])
         .start()
         .unwrap()
 }
 
+/// The pid of a started `localpair`, once it runs inside its host.
+fn pid_of(run: &mut Running) -> u32 {
+    let pid = run.child().id();
+    wait_for_exec(pid, "localpair", Duration::from_secs(5)).unwrap();
+    pid
+}
+
 /// The one JSON object a finished `discover` printed.
-fn report_of(run: localpair_lab::Running) -> serde_json::Value {
+fn report_of(run: Running) -> serde_json::Value {
     let line = run.next_line(Duration::from_secs(30)).unwrap();
     let (status, stderr) = run.finish(Duration::from_secs(30)).unwrap();
     assert!(status.success(), "discover failed: {stderr}");
@@ -274,15 +320,9 @@ fn a_minute_of_forged_identities_and_spoofed_addresses_is_bounded() {
     let flood_for = Duration::from_secs(60);
 
     let v_started = Instant::now();
-    let mut v = discover_process(&victim, 80);
-    let g = discover_process(&genuine, 80);
-    let pid = v.child().id();
-    // `ip netns exec` becomes the program (same pid) once it has entered the namespace.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while attack_util::command_name(pid) != "localpair" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(attack_util::command_name(pid), "localpair");
+    let mut v = discover_process(&victim, 80, "");
+    let g = discover_process(&genuine, 80, "");
+    let pid = pid_of(&mut v);
     // What any device on the link hears: the genuine device's key and listener port.
     let local = attacker.addr();
     let (g_key, g_port) = attacker
@@ -295,7 +335,7 @@ fn a_minute_of_forged_identities_and_spoofed_addresses_is_bounded() {
         .unwrap();
     counters.outbound("udp-out", "udp dport 19536").unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let before = usage(pid);
+    let before = Usage::of(pid).unwrap();
     let started = Instant::now();
 
     // 10,000 forged identities (each announced twice, from spoofed sources across the subnet,
@@ -319,20 +359,20 @@ fn a_minute_of_forged_identities_and_spoofed_addresses_is_bounded() {
     let mut late = None;
     while started.elapsed() < flood_for {
         std::thread::sleep(Duration::from_secs(5));
-        let now = usage(pid);
+        let now = Usage::of(pid).unwrap();
         samples.push((
             started.elapsed().as_secs(),
             now.rss_kib.saturating_sub(before.rss_kib),
         ));
         if late.is_none() && started.elapsed() >= flood_for / 2 {
-            late = Some((Instant::now(), discover_process(&latecomer, 15)));
+            late = Some((Instant::now(), discover_process(&latecomer, 15, "")));
         }
     }
     let sent = flood.join().unwrap();
     let wall = started.elapsed();
-    let after = usage(pid);
-    let grown_kib = after.rss_kib.saturating_sub(before.rss_kib);
-    let cpu = (after.cpu - before.cpu).as_secs_f64() / wall.as_secs_f64();
+    let after = Usage::of(pid).unwrap();
+    let grown_kib = after.rss_growth_kib(&before);
+    let cpu = after.cpu_share_since(&before, wall);
     let [inbound, syn, udp_out] = ["in", "syn", "udp-out"].map(|n| counters.get(n).unwrap());
     eprintln!(
         "MEASURE flood: {sent} forged datagrams in {wall:.1?} ({:.0}/s; the victim received \

@@ -1,6 +1,5 @@
 //! The attacker's tools for the attack tests: datagrams with forged source addresses (raw
-//! sockets, IPv4 and IPv6), listening in on the group, and reading a victim process's memory and
-//! CPU time from /proc. Everything runs inside lab hosts.
+//! sockets, IPv4 and IPv6) and listening in on the group. Everything runs inside lab hosts.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -149,50 +148,4 @@ pub(crate) fn overhear(local: Ipv4Addr, name: &str, within: Duration) -> (Finger
         }
     }
     panic!("{name} was not heard on the group within {within:?}");
-}
-
-/// Resident memory and CPU time so far of a process (from /proc; the lab shares the root
-/// namespace's /proc, so any pid works from anywhere).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Usage {
-    pub(crate) rss_kib: u64,
-    pub(crate) cpu: Duration,
-}
-
-pub(crate) fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces, inside parentheses).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Usage {
-        rss_kib,
-        cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64),
-    }
-}
-
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// The command name of a process.
-pub(crate) fn command_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
