@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -24,8 +24,8 @@ use crate::gate::Gate;
 use crate::peers::{LinkKey, MAX_PEERS, PeerTable};
 use crate::report::{Report, Reporter};
 use crate::schedule::{AnswerLimiter, Jitter, Schedule};
-use crate::socket::{self, LinkSocket, LinkSpec};
-use crate::summary::{LinkStats, Summary};
+use crate::socket::{self, LinkSocket, LinkSpec, listener_addr};
+use crate::summary::{LinkStats, Summary, retire};
 use crate::wire::{self, Kind, MAX_DATAGRAM, Packet};
 
 /// How often interfaces are re-read (addresses change, Wi-Fi comes and goes) and silent peers
@@ -461,25 +461,6 @@ impl Engine {
         let summary = self.summary();
         tracing::debug!(summary = %summary.counts(), reports_ok = summary.reports_ok, reports_failed = summary.reports_failed, "multicast session ended");
         summary
-    }
-}
-
-/// Adds a link's counters to the entry of its label.
-fn retire(list: &mut Vec<(String, LinkStats)>, label: String, stats: &LinkStats) {
-    match list.iter_mut().find(|(l, _)| *l == label) {
-        Some((_, existing)) => existing.add(stats),
-        None => list.push((label, stats.clone())),
-    }
-}
-
-/// The peer's confirmation listener: its packet's source with the port it announced, scoped to
-/// our interface when link-local.
-fn listener_addr(ip: IpAddr, port: u16, index: u32) -> SocketAddr {
-    match ip {
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index))
-        }
-        _ => SocketAddr::new(ip, port),
     }
 }
 
