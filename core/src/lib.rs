@@ -54,7 +54,7 @@ mod error;
 pub mod frame;
 pub mod identity;
 pub mod interfaces;
-mod peer;
+pub mod peer;
 pub mod registry;
 mod resolver;
 pub mod serve;

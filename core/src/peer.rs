@@ -1,4 +1,11 @@
-//! What a discoverer finds: another device on the network.
+//! What a discoverer finds: another device on the network, and the cleaning of the name it
+//! announces.
+
+mod name;
+mod rounds;
+
+pub use name::{REPLACEMENT, clean_name, is_clean, is_control, is_invisible};
+pub use rounds::{ROUND, Rounds, evict_least};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -6,6 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{DeviceId, Fingerprint};
+
+/// Most addresses one peer keeps. A device has an IPv4 and a link-local IPv6 address per network
+/// card, perhaps a ULA or global IPv6 address too: 16 covers four cards with room to spare, while
+/// announcements under a known key from spoofed source addresses can no longer grow the list
+/// (nor make merging it quadratic).
+pub const MAX_ADDRS: usize = 16;
 
 /// Another device, as one discoverer saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,12 +62,16 @@ impl Peer {
         }
     }
 
-    /// Folds a later sighting of the same device into this one: new addresses join the list, which
-    /// stays ordered IPv4, routable IPv6, link-local (a first sighting may carry only link-local
-    /// IPv6 when A and AAAA records arrive apart); a newer pairing port or session tag replaces the
-    /// older (a host that restarts pairing announces new ones); the first finder keeps the credit.
+    /// Folds a later sighting of the same device into this one: new addresses join the list while
+    /// it holds fewer than [`MAX_ADDRS`] (the rest are dropped), and it stays ordered IPv4,
+    /// routable IPv6, link-local (a first sighting may carry only link-local IPv6 when A and AAAA
+    /// records arrive apart); a newer pairing port or session tag replaces the older (a host that
+    /// restarts pairing announces new ones); the first finder keeps the credit.
     pub fn absorb(&mut self, later: Peer) {
         for addr in later.addrs {
+            if self.addrs.len() >= MAX_ADDRS {
+                break;
+            }
             if !self.addrs.contains(&addr) {
                 self.addrs.push(addr);
             }

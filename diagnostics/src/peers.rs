@@ -75,10 +75,14 @@ pub(super) fn discoverers(env: &Env, state: &mut State) -> Built {
     built
 }
 
-/// Merges one strategy's peers into the matrix.
+/// Merges one strategy's peers into the matrix, by key fingerprint (two keys that share a device
+/// id are two devices: one of them forged).
 fn merge(rows: &mut Vec<PeerRow>, strategy: &str, peers: &[Peer]) {
     for peer in peers {
-        let row = match rows.iter_mut().position(|r| r.id == peer.id) {
+        let row = match rows
+            .iter_mut()
+            .position(|r| r.fingerprint == peer.fingerprint)
+        {
             Some(i) => &mut rows[i],
             None => {
                 rows.push(PeerRow {
@@ -126,8 +130,14 @@ pub(crate) fn refresh_heard_us(ctx: &Context, facts: &[(String, Facts)], rows: &
         .filter(|(_, f)| f.reports_observations)
         .map(|(n, _)| n.as_str())
         .collect();
+    // Reports from keys we never heard announcing are not believed by the listener, but they
+    // are what tells "it hears us, we do not hear it" (incoming multicast dropped here).
     let observations = match ctx.confirmer() {
-        Ok(confirmer) => confirmer.observations().borrow().clone(),
+        Ok(confirmer) => {
+            let mut all = confirmer.observations().borrow().clone();
+            all.extend(confirmer.unheard_reports());
+            all
+        }
         Err(_) => return,
     };
     for row in rows.iter_mut() {
@@ -341,4 +351,35 @@ pub(crate) fn check_discovery<'a>(env: &'a Env, state: &'a mut State) -> BoxFutu
         state.matrix = rows;
         Finding::new(status, summary, details).with_errors(errors)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use localpair_core::Fingerprint;
+
+    #[test]
+    fn rows_are_merged_by_key_not_by_device_id() {
+        let real = Fingerprint::from_bytes([1; 32]);
+        let mut forged = [1; 32];
+        forged[31] = 2;
+        let forged = Fingerprint::from_bytes(forged);
+        assert_eq!(real.device_id(), forged.device_id());
+        let at = |ip: [u8; 4]| vec![SocketAddr::from((ip, 4000))];
+        let mut rows = Vec::new();
+        merge(
+            &mut rows,
+            "mdns",
+            &[Peer::new(forged, "fake".into(), at([10, 0, 0, 66]))],
+        );
+        merge(
+            &mut rows,
+            "udp-multicast",
+            &[Peer::new(real, "desk".into(), at([10, 0, 0, 2]))],
+        );
+        assert_eq!(rows.len(), 2);
+        let desk = rows.iter().find(|r| r.fingerprint == real).unwrap();
+        assert_eq!(desk.addrs, at([10, 0, 0, 2]));
+        assert_eq!(desk.name, "desk");
+    }
 }

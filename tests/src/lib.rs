@@ -48,6 +48,7 @@
 pub mod attack;
 mod capture;
 mod cli;
+mod counter;
 pub mod discovery;
 mod error;
 mod fault;
@@ -61,10 +62,12 @@ mod runtime;
 pub mod scenes;
 mod spec;
 pub mod stats;
+mod usage;
 pub mod zeroconf;
 
 pub use capture::Capture;
 pub use cli::{CLI_TIMEOUT, Localpair, Ran, Running};
+pub use counter::{Count, Counters};
 pub use error::LabError;
 pub use fault::Faults;
 pub use host::Host;
@@ -74,6 +77,7 @@ pub use process::{ChildGuard, localpair_bin, workspace_bin};
 pub use router::{DEFAULT_WAN, Router, RouterSpec, WAN_IFACE, miniupnpd_path};
 pub use runtime::runtime;
 pub use spec::{DEFAULT_GATEWAY, DEFAULT_SEGMENT, HostSpec};
+pub use usage::{Usage, wait_for_exec};
 
 /// Creates a [`Lab`] for a test, or returns from the test when labs cannot run here.
 ///

@@ -1,6 +1,5 @@
 //! The discoverer chain.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +10,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::Chain;
-use super::engine::{self, Goal, Step, Style};
+use super::collect::Collector;
+use super::engine::{self, Step, Style};
 use super::{Attempt, Failures};
 use crate::context::Context;
 use crate::discoverer::{PeerDiscoverer, PeerSink};
-use crate::identity::DeviceId;
 use crate::peer::Peer;
 
 /// Discoverers in order, with the plan that runs them.
@@ -49,7 +48,8 @@ impl fmt::Debug for DiscoveryGoal {
 #[derive(Debug, Serialize)]
 #[non_exhaustive]
 pub struct DiscoverReport {
-    /// Distinct peers in the order they were first seen.
+    /// Distinct peers (by key fingerprint) in the order they were first seen, at most
+    /// [`MAX_PEERS`](super::MAX_PEERS) of them.
     pub peers: Vec<Peer>,
     /// One record per strategy in the order configured.
     pub attempts: Vec<Attempt>,
@@ -89,92 +89,23 @@ impl Chain<dyn PeerDiscoverer> {
                 (name.clone(), step)
             })
             .collect();
-        let mut collector = Collector {
-            names: self.steps.iter().map(|(n, _)| n.clone()).collect(),
-            own_id: ctx.identity().device_id(),
+        let mut collector = Collector::new(
+            self.steps.iter().map(|(n, _)| n.clone()).collect(),
+            ctx.identity().fingerprint(),
             started,
             goal,
-            peers: Vec::new(),
-            by_id: HashMap::new(),
-            matched: HashSet::new(),
             live,
-        };
+        );
         let style = Style {
             cooperative: true,
             window_ends_empty: true,
         };
         let run = engine::run(self.plan, style, steps, &mut collector).await;
         DiscoverReport {
-            peers: collector.peers,
+            peers: collector.into_peers(),
             attempts: run.attempts,
             failures: run.failures,
             elapsed: started.elapsed(),
         }
-    }
-}
-
-struct Collector {
-    names: Vec<String>,
-    own_id: DeviceId,
-    started: Instant,
-    goal: DiscoveryGoal,
-    peers: Vec<Peer>,
-    by_id: HashMap<DeviceId, usize>,
-    matched: HashSet<DeviceId>,
-    live: Option<mpsc::Sender<Peer>>,
-}
-
-impl Goal<(usize, Peer)> for Collector {
-    fn item(&mut self, (index, mut peer): (usize, Peer)) -> bool {
-        if peer.id == self.own_id {
-            return false;
-        }
-        peer.strategy.clone_from(&self.names[index]);
-        peer.found_after = self.started.elapsed();
-        if let Some(&slot) = self.by_id.get(&peer.id) {
-            if peer
-                .addrs
-                .iter()
-                .any(|a| !self.peers[slot].addrs.contains(a))
-                && let Some(live) = &self.live
-            {
-                let _ = live.try_send(peer.clone());
-            }
-            self.peers[slot].absorb(peer);
-
-            // A later sighting can complete a peer (its session tag, say) so that it now matches.
-            let id = self.peers[slot].id;
-            if !self.matched.contains(&id) && self.matches(&self.peers[slot]) {
-                self.matched.insert(id);
-            }
-            return self.reached();
-        }
-        if self.matches(&peer) {
-            self.matched.insert(peer.id);
-        }
-        if let Some(live) = &self.live {
-            let _ = live.try_send(peer.clone());
-        }
-        self.by_id.insert(peer.id, self.peers.len());
-        self.peers.push(peer);
-        self.reached()
-    }
-
-    fn step_done(&mut self, _found: usize) -> bool {
-        self.reached()
-    }
-
-    fn until(&self) -> Option<CancellationToken> {
-        self.goal.until.clone()
-    }
-}
-
-impl Collector {
-    fn matches(&self, peer: &Peer) -> bool {
-        self.goal.matching.as_ref().is_none_or(|m| m(peer))
-    }
-
-    fn reached(&self) -> bool {
-        self.goal.count.is_some_and(|n| self.matched.len() >= n)
     }
 }

@@ -7,6 +7,7 @@
 //! the chain has one overall deadline.
 
 mod builder;
+mod collect;
 mod discover;
 mod engine;
 mod resolve;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use crate::error::{FailureKind, OnError, StrategyError};
 
 pub use builder::Chain;
+pub use collect::MAX_PEERS;
 pub use discover::{DiscoverReport, DiscovererChain, DiscoveryGoal, PeerFilter};
 pub use resolve::{ResolveReport, ResolverChain};
 

@@ -7,9 +7,11 @@
 //! does not prove a peer can reach it ([`Confirmation::Local`](crate::Confirmation::Local)).
 //!
 //! *Peer observation*: a peer that heard our announcement tells the listener "I see you at ip"
-//! ([`report_observation`]); the report is a hint, kept in a small bounded list, which the
-//! `peer-observed` resolver self-confirms before using.
+//! ([`report_observation`]); the report is a hint, believed only from a key a discoverer heard
+//! announcing from the report's source address ([`Confirmer::heard`]) and kept in a small list
+//! bounded per reporter, which the `peer-observed` resolver self-confirms before using.
 
+mod observed;
 mod wire;
 
 use std::collections::HashMap;
@@ -33,40 +35,9 @@ use wire::{CODE_LEN, Message, Status};
 
 /// Most probes in flight at once; more is a caller bug or abuse.
 const MAX_PENDING: usize = 256;
-/// Most peer observations kept.
-const MAX_OBSERVATIONS: usize = 32;
-
-/// A peer's report of where it saw us. The scope in `ip` is the reporter's view and means nothing
-/// here: resolve it against our own interfaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Observation {
-    /// The address the peer saw our packets come from.
-    pub ip: ScopedIp,
-    /// The reporting peer's key.
-    pub reporter: Fingerprint,
-    /// Where the report came from.
-    pub reporter_addr: SocketAddr,
-    /// When it arrived.
-    pub at: Instant,
-}
-
-impl Observation {
-    /// An observation (for tests and for strategies that learn of one some other way).
-    pub fn new(
-        ip: ScopedIp,
-        reporter: Fingerprint,
-        reporter_addr: SocketAddr,
-        at: Instant,
-    ) -> Self {
-        Self {
-            ip,
-            reporter,
-            reporter_addr,
-            at,
-        }
-    }
-}
+pub use observed::{
+    MAX_HEARD_KEYS, MAX_HEARD_SOURCES, MAX_OBSERVATIONS, MAX_PER_REPORTER, MAX_UNHEARD, Observation,
+};
 
 struct Arrival {
     target: ScopedIp,
@@ -74,6 +45,7 @@ struct Arrival {
 }
 
 type Pending = Arc<Mutex<HashMap<[u8; CODE_LEN], oneshot::Sender<Arrival>>>>;
+type Book = Arc<Mutex<observed::Book>>;
 
 /// A handle to the running listener; cheap to clone. The listener stops when the last handle is
 /// dropped (or on [`Confirmer::shutdown`]), closing every connection it serves.
@@ -87,6 +59,7 @@ struct Shared {
     local_addr: SocketAddr,
     pending: Pending,
     observations: watch::Receiver<Vec<Observation>>,
+    book: Book,
     client: Arc<rustls::ClientConfig>,
     config: ConfirmConfig,
     stop: CancellationToken,
@@ -138,10 +111,12 @@ impl Confirmer {
         let pending: Pending = Arc::default();
         let (observed_tx, observed_rx) = watch::channel(Vec::new());
         let stop = CancellationToken::new();
+        let book = Book::default();
         let serve = Arc::new(Serve {
             acceptor: TlsAcceptor::from(server),
             pending: Arc::clone(&pending),
             observed: observed_tx,
+            book: Arc::clone(&book),
         });
         let limits = Limits::new(
             config.max_connections,
@@ -166,6 +141,7 @@ impl Confirmer {
                 local_addr,
                 pending,
                 observations: observed_rx,
+                book,
                 client,
                 config,
                 _stop_on_drop: stop.clone().drop_guard(),
@@ -248,6 +224,28 @@ impl Confirmer {
     /// Peer observations received so far (newest last), and a receiver to wait for more.
     pub fn observations(&self) -> watch::Receiver<Vec<Observation>> {
         self.shared.observations.clone()
+    }
+
+    /// Tells the listener that `key` was heard announcing from `from`: from then on it believes
+    /// observations that `key` reports from that address (and no others). Discoverers call it
+    /// for every announcement they accept.
+    pub fn heard(&self, key: Fingerprint, from: IpAddr) {
+        self.shared
+            .book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .heard(key, from);
+    }
+
+    /// The last reports refused because nobody heard their key announcing from their address
+    /// (at most [`MAX_UNHEARD`], one per key, newest last). Unverified claims: diagnostics show
+    /// them as "this device says it hears us", nothing acts on them.
+    pub fn unheard_reports(&self) -> Vec<Observation> {
+        self.shared
+            .book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unheard()
     }
 
     /// This device's identity.
@@ -345,6 +343,7 @@ struct Serve {
     acceptor: TlsAcceptor,
     pending: Pending,
     observed: watch::Sender<Vec<Observation>>,
+    book: Book,
 }
 
 impl Serve {
@@ -398,155 +397,20 @@ impl Serve {
         if !crate::interfaces::is_private(observation.ip.ip) {
             return Status::Refused;
         }
-        tracing::debug!(ip = %observation.ip.ip, reporter = %observation.reporter.short(), "peer observed us");
-        self.observed.send_modify(|list| {
-            list.retain(|o| o.ip != observation.ip);
-            if list.len() >= MAX_OBSERVATIONS {
-                list.remove(0);
+        {
+            let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+            if !book.was_heard(&observation.reporter, observation.reporter_addr.ip()) {
+                tracing::debug!(ip = %observation.ip.ip, reporter = %observation.reporter.short(), from = %observation.reporter_addr, "refused an observation from a key not heard announcing from there");
+                book.refused(observation);
+                return Status::Refused;
             }
-            list.push(observation);
-        });
+        }
+        tracing::debug!(ip = %observation.ip.ip, reporter = %observation.reporter.short(), "peer observed us");
+        self.observed
+            .send_modify(|list| observed::admit(list, observation));
         Status::Accepted
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn confirmer() -> Confirmer {
-        let identity = Arc::new(Identity::ephemeral("test").unwrap());
-        Confirmer::start(identity, ConfirmConfig::default()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn loopback_confirms() {
-        let c = confirmer();
-        c.confirm(IpAddr::from([127, 0, 0, 1]), 0).await.unwrap();
-        c.confirm(IpAddr::from(Ipv6Addr::LOCALHOST), 0)
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn any_loopback_address_confirms_as_itself() {
-        let c = confirmer();
-        // 127.0.0.2 is ours too on Linux; the code must arrive through exactly that address.
-        c.confirm(IpAddr::from([127, 0, 0, 2]), 0).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn another_devices_listener_does_not_confirm() {
-        let mine = confirmer();
-        let theirs = confirmer();
-        // Aim our probe at the other listener's port: the pin rejects its key.
-        let probe = exchange(
-            &mine.shared.client,
-            SocketAddr::from(([127, 0, 0, 1], theirs.port())),
-            &Message::Probe {
-                code: [0; CODE_LEN],
-                target: ScopedIp {
-                    ip: IpAddr::from([127, 0, 0, 1]),
-                    scope: 0,
-                },
-            },
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(&probe, Error::KeyMismatch { .. }), "{probe}");
-    }
-
-    #[tokio::test]
-    async fn observations_are_recorded_and_pinned() {
-        let target = confirmer();
-        let reporter = Identity::ephemeral("peer").unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], target.port()));
-        let seen = ScopedIp {
-            ip: IpAddr::from([10, 1, 2, 3]),
-            scope: 0,
-        };
-        report_observation(
-            &reporter,
-            addr,
-            target.identity().fingerprint(),
-            seen,
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
-        let list = target.observations().borrow().clone();
-        assert_eq!(list.len(), 1);
-        assert_eq!(list[0].ip, seen);
-        assert_eq!(list[0].reporter, reporter.fingerprint());
-
-        // A public address is refused: observations only ever name LAN addresses.
-        let public = ScopedIp {
-            ip: IpAddr::from([8, 8, 8, 8]),
-            scope: 0,
-        };
-        assert!(
-            report_observation(
-                &reporter,
-                addr,
-                target.identity().fingerprint(),
-                public,
-                Duration::from_secs(2)
-            )
-            .await
-            .is_err()
-        );
-
-        // Reporting to the wrong key fails the pin.
-        let other = Identity::ephemeral("x").unwrap().fingerprint();
-        assert!(
-            report_observation(&reporter, addr, other, seen, Duration::from_secs(2))
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn reach_pins_the_peer_key() {
-        let peer = confirmer();
-        let me = Identity::ephemeral("me").unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], peer.port()));
-        let limit = Duration::from_secs(2);
-        let took = reach(&me, addr, peer.identity().fingerprint(), limit)
-            .await
-            .unwrap();
-        assert!(took < limit);
-        let other = Identity::ephemeral("other").unwrap().fingerprint();
-        let err = reach(&me, addr, other, limit).await.unwrap_err();
-        assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
-        // The listener keeps serving after a handshake that asked nothing.
-        peer.confirm(IpAddr::from([127, 0, 0, 1]), 0).await.unwrap();
-        peer.shutdown();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let err = reach(&me, addr, peer.identity().fingerprint(), limit)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Io { .. }), "{err}");
-    }
-
-    #[tokio::test]
-    async fn oversized_and_garbage_input_is_dropped() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let c = confirmer();
-        let addr = SocketAddr::from(([127, 0, 0, 1], c.port()));
-        // Not TLS at all: the listener closes the connection and keeps serving.
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        raw.write_all(&[0xff; 4096]).await.unwrap();
-        let mut sink = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(3), raw.read_to_end(&mut sink)).await;
-        c.confirm(IpAddr::from([127, 0, 0, 1]), 0).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn shutdown_closes_the_port() {
-        let c = confirmer();
-        let addr = SocketAddr::from(([127, 0, 0, 1], c.port()));
-        c.shutdown();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(TcpStream::connect(addr).await.is_err());
-    }
-}
+mod tests;

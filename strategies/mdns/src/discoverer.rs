@@ -210,6 +210,19 @@ fn usable_interfaces(all: Vec<Interface>, ipv6: bool) -> Vec<Interface> {
         .collect()
 }
 
+/// Most service names remembered in each of the session's tallies (seen, rejected, unusable):
+/// they only feed counts in the "nothing found" explanation, and 256 names of at most 255 bytes
+/// keep a flood of forged services to under 200 KiB; past it the counts stop growing.
+const MAX_TALLY: usize = 256;
+
+/// Inserts `name` unless `set` is full; `true` when it was not there before.
+fn remember(set: &mut HashSet<String>, name: String) -> bool {
+    if set.len() >= MAX_TALLY && !set.contains(&name) {
+        return false;
+    }
+    set.insert(name)
+}
+
 /// What the session saw, for the "nothing found" explanation.
 #[derive(Debug, Default)]
 struct Tally {
@@ -348,13 +361,13 @@ impl Session<'_> {
             }
             ServiceEvent::ServiceFound(_, fullname) => {
                 if !fullname.eq_ignore_ascii_case(own_fullname) {
-                    self.tally.seen.insert(fullname);
+                    remember(&mut self.tally.seen, fullname);
                 }
                 None
             }
             ServiceEvent::ServiceResolved(service) => self.on_resolved(&service, own_fullname),
             ServiceEvent::ServiceRemoved(_, fullname) => {
-                tracing::debug!("mdns: {fullname} said goodbye or expired");
+                tracing::debug!(service = ?fullname, "mdns: said goodbye or expired");
                 None
             }
             other => {
@@ -370,7 +383,7 @@ impl Session<'_> {
             self.tally.own_heard = true;
             return None;
         }
-        self.tally.seen.insert(fullname.clone());
+        remember(&mut self.tally.seen, fullname.clone());
         let parsed = Txt::parse(service.txt_properties.iter().map(|p| (p.key(), p.val())))
             .and_then(|txt| {
                 if service.port == 0 {
@@ -383,10 +396,11 @@ impl Session<'_> {
             Ok(txt) => txt,
             Err(error) => {
                 // Once per instance at info level: a foreign responder must not flood the log.
-                if self.tally.rejected.insert(fullname.clone()) {
-                    tracing::info!(service = %fullname, %error, "mdns: ignoring a service of our type");
+                // Names are the sender's text: logged escaped (`?`), never raw to a terminal.
+                if remember(&mut self.tally.rejected, fullname.clone()) {
+                    tracing::info!(service = ?fullname, %error, "mdns: ignoring a service of our type");
                 } else {
-                    tracing::debug!(service = %fullname, %error, "mdns: still ignoring");
+                    tracing::debug!(service = ?fullname, %error, "mdns: still ignoring");
                 }
                 return None;
             }
@@ -414,9 +428,9 @@ impl Session<'_> {
             self.config.ipv6,
         );
         if addrs.is_empty() {
-            if self.tally.unusable.insert(fullname.clone()) {
+            if remember(&mut self.tally.unusable, fullname.clone()) {
                 tracing::info!(
-                    service = %fullname,
+                    service = ?fullname,
                     addresses = ?found,
                     "mdns: peer has no address on a permitted interface's subnet; ignored"
                 );
@@ -424,7 +438,7 @@ impl Session<'_> {
             return None;
         }
         self.tally.unusable.remove(fullname);
-        tracing::debug!(service = %fullname, ?addrs, "mdns: peer resolved");
+        tracing::debug!(service = ?fullname, ?addrs, "mdns: peer resolved");
         Some(txt.into_peer(addrs))
     }
 

@@ -286,21 +286,14 @@ fn port(text: &[u8]) -> Option<u16> {
     u16::try_from(n).ok().filter(|p| *p != 0)
 }
 
-/// A name safe to print and to put in a DNS label: control characters (terminal escapes) become
-/// U+FFFD, surrounding whitespace goes, and it is cut to `max` bytes at a character boundary.
+/// A name safe to print and to put in a DNS label: [`localpair_core::peer::clean_name`] (control
+/// characters, terminal escapes among them, become U+FFFD; invisible formatting characters such
+/// as bidi overrides and zero-width joiners go), surrounding whitespace goes, and it is cut to
+/// `max` bytes at a character boundary.
 pub(crate) fn clean_name(name: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in name
+    localpair_core::peer::clean_name(name.trim(), max)
         .trim()
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-    {
-        if out.len() + c.len_utf8() > max {
-            break;
-        }
-        out.push(c);
-    }
-    out.trim_end().to_owned()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -457,6 +450,10 @@ mod tests {
             "a\u{FFFD}[31m\u{FFFD}b"
         );
         assert_eq!(clean_name(&"é".repeat(40), 63).len(), 62);
+        assert_eq!(
+            clean_name("\u{2067}mal\u{202E}lory\u{200B} ", 63),
+            "mallory"
+        );
         let mut e = valid();
         e[3].1 = Some(vec![0xff, 0xfe]);
         assert!(parse_owned(&e).unwrap_err().to_string().contains("UTF-8"));

@@ -5,8 +5,10 @@
 //! `JoinSet`); dropping the engine closes every socket and aborts every task.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -18,11 +20,12 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::gate::Gate;
 use crate::peers::{LinkKey, MAX_PEERS, PeerTable};
 use crate::report::{Report, Reporter};
 use crate::schedule::{AnswerLimiter, Jitter, Schedule};
-use crate::socket::{self, LinkSocket, LinkSpec};
-use crate::summary::{LinkStats, Summary};
+use crate::socket::{self, LinkSocket, LinkSpec, listener_addr};
+use crate::summary::{LinkStats, Summary, retire};
 use crate::wire::{self, Kind, MAX_DATAGRAM, Packet};
 
 /// How often interfaces are re-read (addresses change, Wi-Fi comes and goes) and silent peers
@@ -60,13 +63,20 @@ pub(crate) struct Engine {
     advert: watch::Receiver<Advert>,
     current: Advert,
     advert_open: bool,
+    /// Waits for the next advert change (on a clone of `advert`); `None` once it fired.
+    advert_wait: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+    /// Wakes the loop for the next send, answer, report slot or housekeeping.
+    timer: Pin<Box<tokio::time::Sleep>>,
     links: Vec<Link>,
     retired: Vec<(String, LinkStats)>,
     open_errors: HashMap<String, String>,
     buf: Vec<u8>,
     rotor: usize,
     peers: PeerTable,
+    gate: Gate,
     reports: Reporter,
+    /// Our listener, told of every key heard so that it believes only their observations.
+    confirmer: Option<localpair_core::Confirmer>,
     events: VecDeque<Fingerprint>,
     jitter: Jitter,
     next_housekeeping: Instant,
@@ -101,12 +111,16 @@ impl Engine {
             advert,
             current,
             advert_open: true,
+            advert_wait: None,
+            timer: Box::pin(tokio::time::sleep_until(now)),
             links: Vec::new(),
             retired: Vec::new(),
             open_errors: HashMap::new(),
             buf: vec![0; MAX_DATAGRAM + 1],
             rotor: 0,
             peers: PeerTable::new(config.expire_after()),
+            gate: Gate::new(now),
+            confirmer: ctx.confirmer().ok().cloned(),
             reports: Reporter::new(
                 std::sync::Arc::clone(identity),
                 config.report_timeout(),
@@ -142,22 +156,37 @@ impl Engine {
                 }
             }
             self.tick(Instant::now());
+            // The timer and the advert wait live across iterations: under a flood this loop runs
+            // once per datagram, and re-arming them each time cost more than the datagram.
             let wake_at = self.wake_at();
+            if self.timer.deadline() != wake_at {
+                self.timer.as_mut().reset(wake_at);
+            }
+            if self.advert_open && self.advert_wait.is_none() {
+                let mut advert = self.advert.clone();
+                self.advert_wait = Some(Box::pin(async move { advert.changed().await.is_ok() }));
+            }
             let reports_running = self.reports.is_running();
-            let advert_open = self.advert_open;
             let wake = {
                 let links = &mut self.links;
                 let buf = &mut self.buf;
                 let rotor = &mut self.rotor;
                 let reports = &mut self.reports;
-                let advert = &mut self.advert;
+                let timer = &mut self.timer;
+                let advert_wait = &mut self.advert_wait;
+                // Biased, cheapest and rarest first; `tick` runs on every wake, so a flood of
+                // datagrams starves nothing that is due.
                 tokio::select! {
+                    biased;
+                    done = reports.next_done(), if reports_running => Wake::Report(done),
+                    changed = std::future::poll_fn(|cx| match advert_wait.as_mut() {
+                        Some(wait) => wait.as_mut().poll(cx),
+                        None => Poll::Pending,
+                    }) => Wake::Advert(changed),
                     (index, got) = std::future::poll_fn(|cx| poll_links(links, buf, rotor, cx)) => {
                         Wake::Datagram(index, got)
                     }
-                    done = reports.next_done(), if reports_running => Wake::Report(done),
-                    changed = advert.changed(), if advert_open => Wake::Advert(changed.is_ok()),
-                    () = tokio::time::sleep_until(wake_at) => Wake::Timer,
+                    () = timer.as_mut() => Wake::Timer,
                 }
             };
             let now = Instant::now();
@@ -166,13 +195,17 @@ impl Engine {
                 Wake::Report(Some(done)) => self.reports.finished(done, now),
                 Wake::Report(None) | Wake::Timer => {}
                 Wake::Advert(true) => {
+                    self.advert_wait = None;
                     self.current = *self.advert.borrow_and_update();
                     tracing::debug!(advert = ?self.current, "advert changed; announcing it");
                     for link in &mut self.links {
                         link.schedule.restart(now);
                     }
                 }
-                Wake::Advert(false) => self.advert_open = false,
+                Wake::Advert(false) => {
+                    self.advert_wait = None;
+                    self.advert_open = false;
+                }
             }
         }
     }
@@ -222,12 +255,17 @@ impl Engine {
     }
 
     fn wake_at(&self) -> Instant {
-        self.links
-            .iter()
-            .flat_map(|l| [Some(l.schedule.due()), l.answers.due()])
-            .chain([self.reports.next_slot()])
-            .flatten()
-            .fold(self.next_housekeeping, Instant::min)
+        let mut at = self.next_housekeeping;
+        for link in &self.links {
+            at = at.min(link.schedule.due());
+            if let Some(due) = link.answers.due() {
+                at = at.min(due);
+            }
+        }
+        if let Some(slot) = self.reports.next_slot() {
+            at = at.min(slot);
+        }
+        at
     }
 
     fn send(&mut self, index: usize, kind: Kind, starting: bool) {
@@ -283,21 +321,38 @@ impl Engine {
         let addr = listener_addr(ip, packet.confirm_port, link.spec.index);
         let fp = packet.fingerprint;
         let heard = self.peers.observe(&key, addr, &packet, now);
+        for gone in self.peers.take_evicted() {
+            self.reports.forget(&gone);
+        }
+        if let Some(confirmer) = &self.confirmer {
+            confirmer.heard(fp, ip);
+        }
+        let tally = self.gate.heard(fp, ip, now);
         if heard.new_peer {
             tracing::debug!(peer = %fp.short(), name = %packet.name, %addr, link = %self.links[index].label, "heard a new peer");
         }
         if (heard.new_peer || packet.starting) && self.links[index].answers.request(now) {
             self.send(index, Kind::Answer, false);
         }
-        self.reports.offer(
-            Report {
-                peer: fp,
-                listener: addr,
-                seen: ip,
-            },
-            now,
-        );
-        if heard.changed && !self.events.contains(&fp) && self.events.len() < MAX_PEERS {
+        if self.gate.may_report(addr, tally.times, now) {
+            self.reports.offer(
+                Report {
+                    peer: fp,
+                    listener: addr,
+                    seen: ip,
+                },
+                now,
+            );
+        }
+        // A peer is reported again, though nothing changed, when it has been heard from the same
+        // source in 2, 4, 8... rounds: the chain keeps the peers it sighted most often when it is
+        // full, so a device that keeps announcing outranks a flood of forged identities, at the
+        // cost of a handful of extra sightings per peer and session.
+        let repeated = tally.new_round && tally.rounds >= 2 && tally.rounds.is_power_of_two();
+        if (heard.changed || repeated)
+            && !self.events.contains(&fp)
+            && self.events.len() < MAX_PEERS
+        {
             self.events.push_back(fp);
         }
     }
@@ -406,25 +461,6 @@ impl Engine {
         let summary = self.summary();
         tracing::debug!(summary = %summary.counts(), reports_ok = summary.reports_ok, reports_failed = summary.reports_failed, "multicast session ended");
         summary
-    }
-}
-
-/// Adds a link's counters to the entry of its label.
-fn retire(list: &mut Vec<(String, LinkStats)>, label: String, stats: &LinkStats) {
-    match list.iter_mut().find(|(l, _)| *l == label) {
-        Some((_, existing)) => existing.add(stats),
-        None => list.push((label, stats.clone())),
-    }
-}
-
-/// The peer's confirmation listener: its packet's source with the port it announced, scoped to
-/// our interface when link-local.
-fn listener_addr(ip: IpAddr, port: u16, index: u32) -> SocketAddr {
-    match ip {
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index))
-        }
-        _ => SocketAddr::new(ip, port),
     }
 }
 

@@ -51,6 +51,21 @@
 //! resolver announces the same way, waits for such reports, self-confirms each reported address
 //! through our own listener, and returns it as a [`Confirmation::Peer`] candidate.
 //!
+//! An announcement is an unverified datagram, so the reports it triggers are bounded: none until
+//! the key has been heard twice from the same source address, at most one offered to the same
+//! address and port per 30 s whatever key names it, and at most one started per second in
+//! total, one at a time. Every key heard is passed to our own listener
+//! ([`Confirmer::heard`](localpair_core::Confirmer::heard)), which believes observations only
+//! from keys heard announcing from the address they report from.
+//!
+//! # Bounds
+//!
+//! Everything the network can fill is bounded: 256 peers (the one heard in the fewest one-second
+//! rounds, longest ago, goes first), one address per peer and link, 1024 counted (key, source)
+//! pairs and 1024 recent report targets, 32 queued reports and 1024 report states. A peer heard
+//! in 2, 4, 8... rounds is reported to the chain again, so the chain, when full, also keeps the
+//! devices that keep announcing.
+//!
 //! # Loopback test
 //!
 //! [`UdpMulticast::loopback_test`] joins the group on each link, sends one probe (a packet kind
@@ -63,6 +78,7 @@ mod config;
 mod discoverer;
 mod engine;
 mod error;
+mod gate;
 mod peers;
 mod probe;
 mod report;

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use localpair_core::peer::{Rounds, evict_least};
 use localpair_core::{Fingerprint, Peer};
 use tokio::time::Instant;
 
 use crate::wire::Packet;
 
-/// Most peers remembered; a flood of forged announcements evicts the longest-silent ones
+/// Most peers remembered (as many as the discovery session keeps, see
+/// `localpair_core::chain::MAX_PEERS`): a flood of forged announcements evicts the peers heard
+/// in the fewest rounds (`localpair_core::peer::ROUND`), longest ago — its own identities —
 /// instead of growing without bound.
 pub(crate) const MAX_PEERS: usize = 256;
 
@@ -42,6 +45,9 @@ struct Entry {
     link_port: Option<u16>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
+    /// Rounds this key was heard in: a device that keeps announcing outranks forged
+    /// identities (one packet or a quick burst each) when the table is full.
+    rounds: Rounds,
 }
 
 /// What one packet changed.
@@ -58,6 +64,8 @@ pub(crate) struct PeerTable {
     entries: HashMap<Fingerprint, Entry>,
     expire_after: Duration,
     ever: usize,
+    evicted: Vec<Fingerprint>,
+    origin: Instant,
 }
 
 impl PeerTable {
@@ -66,6 +74,8 @@ impl PeerTable {
             entries: HashMap::new(),
             expire_after,
             ever: 0,
+            evicted: Vec::new(),
+            origin: Instant::now(),
         }
     }
 
@@ -78,11 +88,14 @@ impl PeerTable {
         now: Instant,
     ) -> Heard {
         let fingerprint = packet.fingerprint;
+        let elapsed = now.saturating_duration_since(self.origin);
         let Some(entry) = self.entries.get_mut(&fingerprint) else {
             if self.entries.len() >= MAX_PEERS {
-                self.evict_oldest();
+                self.evict_least_heard();
             }
             self.ever += 1;
+            let mut rounds = Rounds::default();
+            rounds.heard(elapsed);
             self.entries.insert(
                 fingerprint,
                 Entry {
@@ -96,6 +109,7 @@ impl PeerTable {
                         last_seen: now,
                     }],
                     last_seen: now,
+                    rounds,
                 },
             );
             return Heard {
@@ -118,6 +132,7 @@ impl PeerTable {
             changed = true;
         }
         entry.last_seen = now;
+        entry.rounds.heard(elapsed);
         match entry.sightings.iter_mut().find(|s| s.link == *link) {
             Some(sighting) => {
                 if sighting.addr != addr {
@@ -141,16 +156,19 @@ impl PeerTable {
         }
     }
 
-    fn evict_oldest(&mut self) {
-        let oldest = self
-            .entries
-            .iter()
-            .min_by_key(|(_, e)| e.last_seen)
-            .map(|(fp, _)| *fp);
-        if let Some(fp) = oldest {
-            tracing::debug!(peer = %fp.short(), "peer table full; forgetting the longest-silent peer");
-            self.entries.remove(&fp);
+    fn evict_least_heard(&mut self) {
+        if let Some(fp) = evict_least(&mut self.entries, |e| (e.rounds.count(), e.last_seen)) {
+            tracing::trace!(peer = %fp.short(), "peer table full; forgetting the peer heard least");
+            // Bounded: drained by the engine after every packet.
+            if self.evicted.len() < MAX_PEERS {
+                self.evicted.push(fp);
+            }
         }
+    }
+
+    /// The peers evicted to make room since the last call (their report state goes too).
+    pub(crate) fn take_evicted(&mut self) -> Vec<Fingerprint> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Forgets addresses not heard from for the expiry time, and peers left without any;
@@ -336,6 +354,29 @@ mod tests {
     }
 
     #[test]
+    fn a_device_that_keeps_announcing_outlasts_a_flood() {
+        let t0 = Instant::now();
+        let mut table = PeerTable::new(Duration::from_secs(15));
+        let genuine = packet(0xaa, "genuine");
+        // Its start-up burst, then one announcement every 5 s; a new forged identity every
+        // 5 ms (200 a second) for ten minutes, each announced twice in a row.
+        let schedule = [0u64, 100, 500, 1500];
+        for ms in (0..600_000u64).step_by(5) {
+            let now = t0 + Duration::from_millis(ms);
+            if schedule.contains(&ms) || (ms >= 5000 && ms % 5000 == 0) {
+                table.observe(&link("eth0", false), addr("10.0.0.2:4000"), &genuine, now);
+            }
+            let mut fp = [0u8; 32];
+            fp[..8].copy_from_slice(&ms.to_be_bytes());
+            let p = Packet::new(Kind::Announce, Fingerprint::from_bytes(fp), 1, "x");
+            table.observe(&link("eth0", false), addr("10.0.0.9:1"), &p, now);
+            table.observe(&link("eth0", false), addr("10.0.0.9:1"), &p, now);
+        }
+        assert_eq!(table.len(), MAX_PEERS);
+        assert!(table.peer(&genuine.fingerprint).is_some());
+    }
+
+    #[test]
     fn a_flood_of_identities_is_bounded() {
         let t0 = Instant::now();
         let mut table = PeerTable::new(Duration::from_secs(15));
@@ -351,6 +392,7 @@ mod tests {
             );
         }
         assert_eq!(table.len(), MAX_PEERS);
+        assert_eq!(table.take_evicted().len(), MAX_PEERS);
         // The newest survive.
         let mut newest = [0u8; 32];
         newest[..4].copy_from_slice(&999u32.to_be_bytes());

@@ -4,9 +4,11 @@
 //! the fingerprint it announced, so only the owner of that key hears us) and report the source
 //! address of its packet. Its `peer-observed` resolver then self-confirms that address.
 //!
-//! The target comes from an unverified datagram, so reports are bounded: a few at once, a short
-//! queue that drops the oldest, a few attempts per address, and only private addresses on the
-//! receiving interface's subnet (checked before a report is offered).
+//! The target comes from an unverified datagram, so reports are bounded: only sightings that
+//! pass the [`gate`](crate::gate) (key heard twice from the source, one offer per target per
+//! 30 s) are offered, and only private addresses on the receiving interface's subnet; then one
+//! at a time, at most one started a second, from a short queue that drops the oldest, a few
+//! attempts per address.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -18,17 +20,24 @@ use localpair_core::{Fingerprint, Identity};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Reports in flight at once.
-const CONCURRENT: usize = 4;
-/// Reports waiting; the oldest is dropped beyond this.
+/// Reports in flight at once: one. With one start a second and a 1.5 s time limit, a second
+/// slot would only ever serve a target that does not answer — a forged one.
+const CONCURRENT: usize = 1;
+/// Reports waiting; the oldest is dropped beyond this (a real LAN needs one per peer address,
+/// and a dropped one is offered again when its target's 30 s are over).
 const QUEUE: usize = 32;
 /// Attempts per (peer, listener address).
 const ATTEMPTS: u8 = 3;
-/// Wait before retrying a failed report (on the next packet heard after it).
-const RETRY_AFTER: Duration = Duration::from_secs(2);
-/// Reports started per second at most: forged announcements (any source address on the subnet,
-/// a new key each) must not turn this device into a connection generator.
-const PER_SECOND: usize = 10;
+/// Wait before retrying a failed report (on the next packet heard after it): the gate's
+/// per-target window, so a retry is never what breaks it.
+const RETRY_AFTER: Duration = crate::gate::PER_TARGET;
+/// Reports started per second at most, in total: every report is a TCP connection and a TLS
+/// handshake to an address an unverified packet named, so whatever the network sends, this
+/// device opens at most one such connection a second.
+const PER_SECOND: usize = 1;
+/// Most (peer, listener) report states kept. States of evicted peers are dropped with them;
+/// this bounds the rest (256 peers with four addresses each).
+const MAX_STATE: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Report {
@@ -97,6 +106,9 @@ impl Reporter {
                 self.queue.push_back(report);
             }
             None => {
+                if self.state.len() >= MAX_STATE {
+                    self.drop_oldest_idle_state();
+                }
                 self.state.insert(
                     key,
                     State {
@@ -114,6 +126,19 @@ impl Reporter {
         {
             tracing::debug!(listener = %dropped.listener, "observation report queue full; dropped the oldest");
             self.state.remove(&(dropped.peer, dropped.listener));
+        }
+    }
+
+    /// Forgets the report state (not running, not queued) last touched longest ago.
+    fn drop_oldest_idle_state(&mut self) {
+        let oldest = self
+            .state
+            .iter()
+            .filter(|(_, s)| !s.busy)
+            .min_by_key(|(_, s)| s.last)
+            .map(|(k, _)| *k);
+        if let Some(key) = oldest {
+            self.state.remove(&key);
         }
     }
 
@@ -169,7 +194,12 @@ impl Reporter {
 
     /// When queued reports held back by the rate limit may start.
     pub(crate) fn next_slot(&self) -> Option<Instant> {
-        if self.queue.is_empty() || self.recent.len() < PER_SECOND {
+        // With every slot busy, the end of a running report wakes the engine instead (a slot
+        // in the past here would make it spin until then).
+        if self.queue.is_empty()
+            || self.recent.len() < PER_SECOND
+            || self.running.len() >= CONCURRENT
+        {
             return None;
         }
         self.recent.front().map(|t| *t + Duration::from_secs(1))
@@ -214,7 +244,7 @@ impl Reporter {
         }
     }
 
-    /// A peer expired: its addresses may be reported again when it comes back.
+    /// A peer expired or was evicted: its addresses may be reported again when it comes back.
     pub(crate) fn forget(&mut self, peer: &Fingerprint) {
         self.state.retain(|(fp, _), s| fp != peer || s.busy);
     }

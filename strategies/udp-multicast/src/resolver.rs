@@ -361,6 +361,8 @@ mod tests {
             let peer = localpair_core::Identity::ephemeral("peer").unwrap();
             let listener = std::net::SocketAddr::from(([127, 0, 0, 1], confirmer.port()));
             let seen = localpair_core::confirm::ScopedIp { ip, scope: 0 };
+            // The listener believes only keys heard announcing from the report's address.
+            confirmer.heard(peer.fingerprint(), IpAddr::from([127, 0, 0, 1]));
             localpair_core::confirm::report_observation(
                 &peer,
                 listener,

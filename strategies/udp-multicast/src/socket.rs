@@ -180,6 +180,17 @@ fn open_v6(index: u32, config: &Config) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// The peer's confirmation listener: its packet's source with the port it announced, scoped to
+/// our interface when link-local.
+pub(crate) fn listener_addr(ip: IpAddr, port: u16, index: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index))
+        }
+        _ => SocketAddr::new(ip, port),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

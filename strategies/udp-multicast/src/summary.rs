@@ -136,6 +136,14 @@ impl Summary {
     }
 }
 
+/// Adds a link's counters to the entry of its label.
+pub(crate) fn retire(list: &mut Vec<(String, LinkStats)>, label: String, stats: &LinkStats) {
+    match list.iter_mut().find(|(l, _)| *l == label) {
+        Some((_, existing)) => existing.add(stats),
+        None => list.push((label, stats.clone())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

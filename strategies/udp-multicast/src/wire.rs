@@ -20,7 +20,8 @@
 //!      …     8  session tag    only with SESSION_TAG
 //!      …     2  link port      u16 big endian, non-zero; only with LINK_PORT
 //!      …     1  name length    n, 0..=64
-//!      …     n  name           UTF-8 without control characters
+//!      …     n  name           UTF-8 without control or invisible formatting characters
+//!                              (`localpair_core::peer::is_clean`)
 //! ```
 //!
 //! Nothing may follow the name. The largest packet is 118 bytes; datagrams over
@@ -204,8 +205,13 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     }
     let name = std::str::from_utf8(r.take(len, "truncated name")?)
         .map_err(|_| malformed("name is not UTF-8"))?;
-    if name.chars().any(char::is_control) {
+    if name.chars().any(localpair_core::peer::is_control) {
         return Err(malformed("control character in name"));
+    }
+    if !localpair_core::peer::is_clean(name, MAX_NAME) {
+        // Bidi overrides, zero-width characters and the like: a name that prints as something
+        // else than it is. Our encoder never sends one.
+        return Err(malformed("invisible formatting character in name"));
     }
     if !r.bytes.is_empty() {
         return Err(malformed("trailing bytes after the name"));
@@ -222,22 +228,25 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     })
 }
 
-/// A name fit for the wire: control characters become spaces, and it is cut to at most
-/// [`MAX_NAME`] bytes on a character boundary.
+/// A name fit for the wire: control characters become spaces (the name keeps its shape), then
+/// [`localpair_core::peer::clean_name`] drops invisible formatting characters and cuts it to at
+/// most [`MAX_NAME`] bytes on a character boundary.
 pub fn clean_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len().min(MAX_NAME));
-    for c in name.chars() {
-        let c = if c.is_control() { ' ' } else { c };
-        if out.len() + c.len_utf8() > MAX_NAME {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    let spaced: String = name
+        .chars()
+        .map(|c| {
+            if localpair_core::peer::is_control(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    localpair_core::peer::clean_name(&spaced, MAX_NAME)
 }
 
 fn is_clean(name: &str) -> bool {
-    name.len() <= MAX_NAME && !name.chars().any(char::is_control)
+    localpair_core::peer::is_clean(name, MAX_NAME)
 }
 
 fn malformed(reason: &'static str) -> Error {
@@ -378,6 +387,23 @@ mod tests {
         assert!(
             matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("control"))
         );
+    }
+
+    #[test]
+    fn names_that_print_as_something_else_are_rejected() {
+        let mut p = sample();
+        p.name = "ab".into();
+        let mut bytes = p.encode();
+        let len_at = bytes.len() - 3;
+        bytes.truncate(len_at);
+        let rlo = "a\u{202E}b".as_bytes();
+        bytes.push(rlo.len() as u8);
+        bytes.extend_from_slice(rlo);
+        assert!(
+            matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("invisible"))
+        );
+        p.name = "a\u{200B}\u{202E}b\u{2066}".into();
+        assert_eq!(parse(&p.encode()).unwrap().name, "ab");
     }
 
     #[test]
