@@ -124,7 +124,7 @@ pub struct ConfirmConfig {
     pub confirm_timeout_ms: u64,
     /// Connections served at once; when full, the oldest is closed to make room.
     pub max_connections: usize,
-    /// Connections from one source (address, or IPv6 /64) at once; more are closed at accept.
+    /// Connections from one address at once; its oldest is closed to make room.
     pub max_per_source: usize,
 }
 

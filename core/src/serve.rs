@@ -3,13 +3,20 @@
 //!
 //! A connection is *unauthenticated* until its handler says otherwise ([`Admission::authenticated`]):
 //! until then it counts against the listener's limits and must finish within the handshake limit.
-//! Unauthenticated connections are bounded per source (an IPv4 address, or an IPv6 /64, since one
-//! host owns a whole /64) and in total; when the total is reached the *oldest* unauthenticated
-//! connection is closed to make room, so that a flood of idle connections can delay a genuine peer
-//! by its own round trip at most, never lock it out; a connection from this device to itself
-//! (self-confirmation) is never the one closed. Every connection is aborted when the loop stops.
+//! Every limit makes room by closing the *oldest* unauthenticated connection it covers, never by
+//! refusing the newcomer, so that a flood delays a genuine peer by its own round trip at most and
+//! never locks it out:
+//!
+//! - per address ([`Limits::per_source`]): a peer that floods closes only its own connections;
+//! - per IPv6 /64 ([`Limits::per_ipv6_network`], half the table): one host may use any address of
+//!   its /64, so this keeps one network from taking the whole table, while a LAN /64 shared with
+//!   genuine peers (or the link-local fe80::/64 every host on a link shares) still leaves room;
+//! - in total ([`Limits::total`]).
+//!
+//! A connection from this device to itself (self-confirmation) is never the one closed. Every
+//! connection is aborted when the loop stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,20 +35,23 @@ use crate::error::Error;
 pub struct Limits {
     /// Unauthenticated connections at once; the oldest is closed to make room for a new one.
     pub total: usize,
-    /// Unauthenticated connections from one source (address, or IPv6 /64) at once; more are
-    /// closed at accept.
+    /// Unauthenticated connections from one address at once; its oldest is closed to make room.
     pub per_source: usize,
+    /// Unauthenticated connections from one IPv6 /64 at once (half of `total` unless set);
+    /// its oldest is closed to make room.
+    pub per_ipv6_network: usize,
     /// Time a connection has to authenticate (its TLS handshake and first messages).
     pub per_connection: Duration,
 }
 
 impl Limits {
-    /// `total` unauthenticated connections at once, `per_source` from one source, each with
-    /// `per_connection` to authenticate.
+    /// `total` unauthenticated connections at once, `per_source` from one address, half of
+    /// `total` from one IPv6 /64, each with `per_connection` to authenticate.
     pub fn new(total: usize, per_source: usize, per_connection: Duration) -> Self {
         Self {
             total,
             per_source,
+            per_ipv6_network: (total / 2).max(per_source),
             per_connection,
         }
     }
@@ -61,15 +71,12 @@ impl Served for Error {
     }
 }
 
-/// The unit limits are counted in: an IPv4 address, or the /64 of an IPv6 address (a single host
-/// may use any address of its /64, so counting addresses would give it 2^64 slots).
-pub fn source_key(ip: IpAddr) -> IpAddr {
+/// The IPv6 /64 an address belongs to (`None` for IPv4 and IPv4-mapped addresses): a single
+/// host may use any address of its /64.
+pub fn ipv6_network(ip: IpAddr) -> Option<Ipv6Addr> {
     match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !u128::from(u64::MAX);
-            IpAddr::V6(Ipv6Addr::from(bits))
-        }
-        v4 => v4,
+        IpAddr::V6(v6) => Some(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        IpAddr::V4(_) => None,
     }
 }
 
@@ -77,7 +84,6 @@ pub fn source_key(ip: IpAddr) -> IpAddr {
 struct Table {
     /// Unauthenticated connections by arrival order (the smallest id is the oldest).
     pending: BTreeMap<u64, Pending>,
-    by_source: HashMap<IpAddr, usize>,
 }
 
 struct Pending {
@@ -96,13 +102,49 @@ fn lock(table: &Shared) -> std::sync::MutexGuard<'_, Table> {
 
 impl Table {
     fn remove(&mut self, id: u64) {
-        if let Some(entry) = self.pending.remove(&id)
-            && let Some(count) = self.by_source.get_mut(&entry.source)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.by_source.remove(&entry.source);
+        self.pending.remove(&id);
+    }
+
+    /// Closes the oldest closable connection among those `covered` if they number `limit` or
+    /// more. The table holds at most `total` entries, so the scan is bounded by it.
+    fn make_room(&mut self, limit: usize, covered: impl Fn(&Pending) -> bool) -> bool {
+        let mut count = 0;
+        let mut oldest = None;
+        for (&id, pending) in &self.pending {
+            if covered(pending) {
+                count += 1;
+                if oldest.is_none() && !pending.own {
+                    oldest = Some(id);
+                }
             }
+        }
+        let Some(oldest) = oldest.filter(|_| count >= limit.max(1)) else {
+            return false;
+        };
+        if let Some(abort) = self.pending.get(&oldest).and_then(|p| p.abort.clone()) {
+            abort.abort();
+        }
+        self.remove(oldest);
+        true
+    }
+
+    /// Makes room for a connection from `source` under every limit.
+    fn admit(&mut self, source: IpAddr, limits: &Limits, name: &'static str) {
+        if self.make_room(limits.per_source, |p| p.source == source) {
+            tracing::debug!(listener = name, %source, "closed this address's oldest unauthenticated connection");
+        }
+        if let Some(network) = ipv6_network(source)
+            && self.make_room(limits.per_ipv6_network, |p| {
+                ipv6_network(p.source) == Some(network)
+            })
+        {
+            tracing::debug!(listener = name, %network, "closed this /64's oldest unauthenticated connection");
+        }
+        if self.make_room(limits.total, |_| true) {
+            tracing::debug!(
+                listener = name,
+                "full: closed the oldest unauthenticated connection"
+            );
         }
     }
 }
@@ -188,29 +230,15 @@ pub async fn accept_loop<H, F, E>(
                     }
                 };
                 let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
-                let source = source_key(remote.ip());
+                let source = remote.ip();
                 {
                     let mut t = lock(&table);
-                    if t.by_source.get(&source).copied().unwrap_or(0) >= limits.per_source.max(1) {
-                        tracing::debug!(listener = name, %remote, "too many connections from this source; dropped");
-                        continue;
-                    }
-                    if t.pending.len() >= limits.total.max(1)
-                        && let Some((&oldest, _)) = t.pending.iter().find(|(_, p)| !p.own)
-                    {
-                        // Make room: the oldest connection has had the longest to authenticate.
-                        if let Some(abort) = t.pending.get(&oldest).and_then(|p| p.abort.clone()) {
-                            abort.abort();
-                        }
-                        t.remove(oldest);
-                        tracing::debug!(listener = name, "full: closed the oldest unauthenticated connection");
-                    }
+                    t.admit(source, &limits, name);
                     next_id += 1;
                     let own = tcp
                         .local_addr()
                         .is_ok_and(|local| local.ip().to_canonical() == remote.ip());
                     t.pending.insert(next_id, Pending { source, own, abort: None });
-                    *t.by_source.entry(source).or_insert(0) += 1;
                 }
                 let id = next_id;
                 let authenticated = Arc::new(AtomicBool::new(false));
@@ -256,23 +284,62 @@ pub async fn accept_loop<H, F, E>(
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
     #[test]
-    fn sources_are_addresses_and_ipv6_slash_64s() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1"
-            .parse()
-            .unwrap_or(IpAddr::from([0; 4]));
-        let b: IpAddr = "2001:db8:1:2:bbbb::9"
-            .parse()
-            .unwrap_or(IpAddr::from([0; 4]));
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 4]));
-        assert_eq!(source_key(a), source_key(b));
-        assert_ne!(source_key(a), source_key(c));
-        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap_or(IpAddr::from([0; 4]));
-        assert_eq!(source_key(mapped), IpAddr::from([10, 0, 0, 7]));
-        assert_ne!(
-            source_key(IpAddr::from([10, 0, 0, 7])),
-            source_key(IpAddr::from([10, 0, 0, 8]))
-        );
+    fn ipv6_addresses_are_grouped_by_slash_64() {
+        let a = ipv6_network(ip("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, ipv6_network(ip("2001:db8:1:2:bbbb::9")));
+        assert_ne!(a, ipv6_network(ip("2001:db8:1:3::1")));
+        assert_eq!(ipv6_network(ip("::ffff:10.0.0.7")), None);
+        assert_eq!(ipv6_network(ip("10.0.0.7")), None);
+    }
+
+    /// Fills a table through [`Table::admit`] and returns the sources left in it.
+    fn admit_all(limits: Limits, sources: &[IpAddr]) -> Vec<IpAddr> {
+        let mut table = Table::default();
+        for (id, &source) in (0u64..).zip(sources) {
+            table.admit(source, &limits, "test");
+            let pending = Pending {
+                source,
+                own: false,
+                abort: None,
+            };
+            table.pending.insert(id, pending);
+        }
+        table.pending.values().map(|p| p.source).collect()
+    }
+
+    #[test]
+    fn a_flooding_address_closes_only_its_own_connections() {
+        let limits = Limits::new(8, 2, Duration::from_secs(1));
+        let genuine = ip("10.0.0.2");
+        let flood = ip("10.0.0.66");
+        let mut sources = vec![genuine];
+        sources.extend([flood; 20]);
+        let left = admit_all(limits, &sources);
+        assert_eq!(left, vec![genuine, flood, flood]);
+    }
+
+    #[test]
+    fn one_ipv6_network_never_takes_more_than_half_the_table() {
+        let limits = Limits::new(8, 2, Duration::from_secs(1));
+        // A genuine peer on the same link-local /64 as the flooder, and one from elsewhere.
+        let neighbour = ip("fe80::2");
+        let elsewhere = ip("10.0.0.2");
+        let mut sources = vec![neighbour, elsewhere];
+        sources.extend((0..40u16).map(|i| IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 1, i])));
+        let left = admit_all(limits, &sources);
+        assert_eq!(left.len(), 5, "{left:?}");
+        assert_eq!(left[0], elsewhere, "{left:?}");
+        // The flood closed the neighbour, but a newcomer from the /64 finds room all the same.
+        let mut with_newcomer = sources.clone();
+        with_newcomer.push(neighbour);
+        let left = admit_all(limits, &with_newcomer);
+        assert_eq!(left.last(), Some(&neighbour));
+        assert!(left.contains(&elsewhere));
     }
 
     /// A flood of idle connections from many sources fills the table; a genuine client that

@@ -26,7 +26,7 @@ pub struct PairingConfig {
     pub handshake_timeout_ms: u64,
     /// Unproven connections at once, in total; when full, the oldest is closed to make room.
     pub max_unauthenticated: usize,
-    /// Unproven connections at once, per source (address, or IPv6 /64); more are closed.
+    /// Unproven connections at once from one address; its oldest is closed to make room.
     pub max_per_source: usize,
     /// Addresses written into a code (best first).
     pub code_candidates: usize,

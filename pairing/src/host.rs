@@ -17,7 +17,7 @@ use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
 use crate::link::Link;
 use localpair_core::identity::Identity;
-use localpair_core::serve::{Admission, Limits, accept_loop, source_key};
+use localpair_core::serve::{Admission, Limits, accept_loop};
 use localpair_core::tls;
 
 /// How a host listens.
@@ -43,7 +43,7 @@ pub struct HostOptions {
     pub handshake_timeout: Duration,
     /// Connections not yet proven, in total.
     pub max_unauthenticated: usize,
-    /// Connections not yet proven, per source address.
+    /// Connections not yet proven, per source address (its oldest is closed to make room).
     pub max_per_source: usize,
     /// This device's link port, told to the joiner so it can reconnect later.
     pub link_port: Option<u16>,
@@ -77,7 +77,7 @@ struct State {
     used: bool,
     /// A joiner proved the code and the names are being exchanged; others wait their turn.
     exchanging: bool,
-    /// Wrong proofs per source (address, or IPv6 /64).
+    /// Wrong proofs per source address (not per /64: a LAN /64 is shared with genuine peers).
     penalties: HashMap<IpAddr, Penalty>,
     wrong_proofs: u32,
 }
@@ -357,7 +357,7 @@ async fn serve(
             reason: "expected the joiner's proof",
         });
     };
-    let source = source_key(remote.ip());
+    let source = remote.ip();
     let verdict = {
         let now = Instant::now();
         let mut state = shared.lock();

@@ -170,7 +170,7 @@ async fn wrong_code_is_refused_and_host_keeps_waiting() {
 
 #[tokio::test]
 async fn wrong_proofs_slow_their_source_down_and_never_end_the_code() {
-    let backoff = Duration::from_millis(100);
+    let backoff = Duration::from_millis(300);
     let (_ctx, host) = host(HostOptions {
         wrong_proof_backoff: backoff,
         ..HostOptions::default()
@@ -180,12 +180,22 @@ async fn wrong_proofs_slow_their_source_down_and_never_end_the_code() {
         .unwrap_err();
     assert_eq!(refusal(&err), Some(Refusal::WrongProof), "{err}");
     // At once again: not even looked at.
+    let other = with_secret(host.code(), [2; 16]).secret;
+    let early = other.proof(Role::Joiner, &[0u8; 32]);
+    assert_eq!(
+        send_proof(host.code(), early).await,
+        Message::Refused(Refusal::TooManyAttempts)
+    );
+    assert_eq!(host.wrong_proofs(), 1);
+    // A joiner told to wait tries again after the back-off, and its proof is looked at then.
+    let started = std::time::Instant::now();
     let err = join_with(with_secret(host.code(), [2; 16]))
         .await
         .unwrap_err();
-    assert_eq!(refusal(&err), Some(Refusal::TooManyAttempts), "{err}");
-    assert_eq!(host.wrong_proofs(), 1);
-    // The code is alive: after the back-off the right one pairs.
+    assert_eq!(refusal(&err), Some(Refusal::WrongProof), "{err}");
+    assert!(started.elapsed() >= backoff / 2, "{:?}", started.elapsed());
+    assert_eq!(host.wrong_proofs(), 2);
+    // The code is alive: after the (doubled) back-off the right one pairs.
     tokio::time::sleep(backoff * 2).await;
     let code = host.code().clone();
     let (joined, paired) = tokio::join!(join_with(code), host.wait());
@@ -268,14 +278,24 @@ async fn unauthenticated_connections_are_capped_per_source() {
         ..HostOptions::default()
     });
     let addr = SocketAddr::new(LOOPBACK, host.code().port);
-    let _a = TcpStream::connect(addr).await.unwrap();
-    let _b = TcpStream::connect(addr).await.unwrap();
+    // From another loopback address: a connection from the host's own address is never closed.
+    let connect = || async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let mut first = connect().await;
+    let mut second = connect().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut third = TcpStream::connect(addr).await.unwrap();
+    let mut third = connect().await;
+    // Over the cap: the oldest from this source is closed at once to make room for the newest.
     let mut buf = [0u8; 1];
-    // Over the cap: closed at once instead of waiting for a handshake.
-    let read = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf)).await;
+    let read = tokio::time::timeout(Duration::from_secs(1), first.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    for open in [&mut second, &mut third] {
+        let read = tokio::time::timeout(Duration::from_millis(200), open.read(&mut buf)).await;
+        assert!(read.is_err(), "still waiting for its handshake: {read:?}");
+    }
 }
 
 #[tokio::test]

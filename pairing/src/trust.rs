@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use localpair_core::peer::clean_name;
 use localpair_core::state::StateDir;
 use localpair_core::{DeviceId, Fingerprint};
 use serde::{Deserialize, Serialize};
@@ -122,11 +123,7 @@ impl KnownPeer {
 }
 
 fn clip(text: &str) -> String {
-    let mut end = text.len().min(MAX_LABEL);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].chars().filter(|c| !c.is_control()).collect()
+    clean_name(text, MAX_LABEL)
 }
 
 /// The file's shape.

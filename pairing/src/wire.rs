@@ -15,6 +15,8 @@
 //! dialling key is not in its trust store.
 //! Device id and key are not sent: they are the TLS key's.
 
+use localpair_core::peer::clean_name;
+
 use crate::error::Error;
 
 const VERSION: u8 = 1;
@@ -101,7 +103,7 @@ pub(crate) enum Message {
     },
 }
 
-/// Encodes a message; names are cut to [`MAX_NAME`] bytes on a character boundary.
+/// Encodes a message; names are cleaned and cut to [`MAX_NAME`] bytes ([`clean_name`]).
 pub(crate) fn encode(message: &Message) -> Vec<u8> {
     let mut out = vec![VERSION];
     match message {
@@ -119,12 +121,9 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
         }
         Message::Info { name, link_port } => {
             out.push(4);
-            let mut end = name.len().min(MAX_NAME);
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.push(u8::try_from(end).unwrap_or(0));
-            out.extend_from_slice(&name.as_bytes()[..end]);
+            let name = clean_name(name, MAX_NAME);
+            out.push(u8::try_from(name.len()).unwrap_or(0));
+            out.extend_from_slice(name.as_bytes());
             if let Some(port) = link_port.filter(|p| *p != 0) {
                 out.extend_from_slice(&port.to_be_bytes());
             }
@@ -176,8 +175,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Message, Error> {
                 _ => return Err(malformed("trailing bytes after the name")),
             };
             let name = std::str::from_utf8(name).map_err(|_| malformed("name is not UTF-8"))?;
+            // The peer's name ends up on a terminal and in the trust store.
             Ok(Message::Info {
-                name: name.to_owned(),
+                name: clean_name(name, MAX_NAME),
                 link_port,
             })
         }
@@ -211,6 +211,18 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
             let _ = parse(&bytes);
         }
+    }
+
+    #[test]
+    fn names_with_terminal_escapes_arrive_cleaned() {
+        let mut raw = vec![VERSION, 4];
+        let name = "desk\u{1b}[2J\u{202E}top";
+        raw.push(u8::try_from(name.len()).unwrap());
+        raw.extend_from_slice(name.as_bytes());
+        let Ok(Message::Info { name, .. }) = parse(&raw) else {
+            panic!("not info");
+        };
+        assert_eq!(name, "desk\u{FFFD}[2Jtop");
     }
 
     #[test]
