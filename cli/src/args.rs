@@ -47,8 +47,12 @@ pub enum Command {
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
         timeout: Option<std::time::Duration>,
         /// Stop after this many peers.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", conflicts_with = "watch")]
         count: Option<usize>,
+        /// Keep running (until Ctrl-C, or `--timeout`) and print each device as it is found,
+        /// changes or is lost; with `--json`, one object per line.
+        #[arg(long)]
+        watch: bool,
     },
     /// Start pairing: print the code and its QR, wait for one peer.
     Host {

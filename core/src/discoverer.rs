@@ -7,6 +7,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use crate::check::SelfCheck;
 use crate::context::Context;
 use crate::error::StrategyError;
+use crate::identity::Fingerprint;
 use crate::peer::Peer;
 
 /// Announces this device and reports the peers it finds until told to stop.
@@ -39,12 +40,21 @@ pub struct PeerSink {
     stop: CancellationToken,
 }
 
+/// What a discoverer tells the chain runner.
+#[derive(Debug, Clone)]
+pub(crate) enum Sighting {
+    /// It saw this peer (again).
+    Found(Peer),
+    /// It no longer sees the peer with this key (gone silent, said goodbye, or forgotten).
+    Lost(Fingerprint),
+}
+
 /// Where sightings go: the chain runner tags each with the step that made it.
 #[derive(Debug, Clone)]
 enum Out {
     Chain {
         step: usize,
-        tx: mpsc::Sender<(usize, Peer)>,
+        tx: mpsc::Sender<(usize, Sighting)>,
     },
     Plain(mpsc::Sender<Peer>),
 }
@@ -52,7 +62,7 @@ enum Out {
 impl PeerSink {
     pub(crate) fn new(
         step: usize,
-        tx: mpsc::Sender<(usize, Peer)>,
+        tx: mpsc::Sender<(usize, Sighting)>,
         stop: CancellationToken,
     ) -> Self {
         Self {
@@ -62,7 +72,8 @@ impl PeerSink {
     }
 
     /// A sink whose peers go to `tx` and which stops when `stop` is cancelled, for driving a
-    /// discoverer without a chain (tests, embedding).
+    /// discoverer without a chain (tests, embedding). Losses ([`PeerSink::lost`]) are not
+    /// passed on.
     pub fn standalone(tx: mpsc::Sender<Peer>, stop: CancellationToken) -> Self {
         Self {
             out: Out::Plain(tx),
@@ -75,8 +86,27 @@ impl PeerSink {
     pub async fn found(&self, peer: Peer) -> bool {
         let sent = async {
             match &self.out {
-                Out::Chain { step, tx } => tx.send((*step, peer)).await.is_ok(),
+                Out::Chain { step, tx } => tx.send((*step, Sighting::Found(peer))).await.is_ok(),
                 Out::Plain(tx) => tx.send(peer).await.is_ok(),
+            }
+        };
+        tokio::select! {
+            sent = sent => sent,
+            () = self.stop.cancelled() => false,
+        }
+    }
+
+    /// Reports that this discoverer no longer sees the peer with `fingerprint` (it went silent
+    /// for longer than the discoverer allows, or said goodbye). A peer counts as lost once every
+    /// discoverer that reported it has said so, or has ended. Returns `false` when nobody
+    /// listens any more, which means: stop.
+    pub async fn lost(&self, fingerprint: Fingerprint) -> bool {
+        let sent = async {
+            match &self.out {
+                Out::Chain { step, tx } => {
+                    tx.send((*step, Sighting::Lost(fingerprint))).await.is_ok()
+                }
+                Out::Plain(tx) => !tx.is_closed(),
             }
         };
         tokio::select! {

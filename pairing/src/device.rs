@@ -6,27 +6,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use localpair_core::chain::explain;
+use localpair_core::chain::{Subscription, Watch, explain};
 use localpair_core::config::Settings;
 use localpair_core::identity::Identity;
-use localpair_core::{
-    Advert, ChainMode, Context, DiscovererChain, DiscoveryGoal, Peer, Registry, ResolverChain,
-};
+use localpair_core::{Advert, ChainMode, Context, DiscovererChain, Peer, Registry, ResolverChain};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::code::{Flow, PairingCode};
 use crate::config::{ConnectConfig, JoinConfig, PairingConfig};
 use crate::connect::{Connected, Reconnect, explain_failure};
 use crate::link::{Link, LinkListener, PORT_FILE};
+use crate::nearby::Watching;
 use crate::race::{RaceOptions, race};
 use crate::trust::{KnownPeer, PairedHow, TrustStore};
 use crate::{Error, HostOptions, JoinOptions, Joined, Paired, PairingHost, listen_addresses};
-
-/// Longest the announcer takes to wind down when the last user is gone.
-const ANNOUNCER_STOP: Duration = Duration::from_secs(2);
-/// An announcing session runs until stopped; this is only its upper bound.
-const ANNOUNCE_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// This device: who it is, whom it trusts, and how it finds and is found by them.
 ///
@@ -55,13 +48,19 @@ impl std::fmt::Debug for Device {
     }
 }
 
-/// The background discovery session that keeps this device announced, shared by everything
-/// that needs it (hosting, listening) and stopped when the last of them ends.
+/// The background discovery session that keeps this device announced and the list of devices
+/// nearby, shared by everything that needs it (hosting, listening, watching) and stopped when
+/// the last of them ends.
 #[derive(Default)]
 struct Announcer {
     users: usize,
-    running: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    running: Option<Watch>,
+    /// The last session, winding down (it says goodbye where its discoverers can).
+    stopping: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long [`Device::close`] waits for the announcer to say goodbye.
+const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 
 /// Keeps this device announced while it lives.
 #[derive(Debug)]
@@ -74,13 +73,13 @@ impl Drop for Announcing<'_> {
         let mut announcer = self.device.lock_announcer();
         announcer.users = announcer.users.saturating_sub(1);
         if announcer.users == 0
-            && let Some((stop, task)) = announcer.running.take()
+            && let Some(watch) = announcer.running.take()
         {
-            stop.cancel();
-            // The session closes its sockets within its stop grace; do not wait for it here.
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(ANNOUNCER_STOP, task).await;
-            });
+            // The session closes its sockets within its stop grace; do not wait for it here
+            // ([`Device::close`] does).
+            announcer.stopping = Some(tokio::spawn(async move {
+                watch.stop().await;
+            }));
         }
     }
 }
@@ -112,6 +111,16 @@ impl Device {
             advert: Mutex::new(Advert::default()),
             announcer: Mutex::new(Announcer::default()),
         })
+    }
+
+    /// Waits (at most 3 s) for the announcements to end cleanly — mDNS says goodbye, so peers
+    /// drop this device from their lists at once instead of when its records expire. Dropping
+    /// the device without this stops everything too, without waiting.
+    pub async fn close(self) {
+        let stopping = self.lock_announcer().stopping.take();
+        if let Some(task) = stopping {
+            let _ = tokio::time::timeout(GOODBYE_WAIT, task).await;
+        }
     }
 
     /// Whether pairings are saved in the trust store (default: yes).
@@ -158,27 +167,33 @@ impl Device {
         self.ctx.set_advert(*advert);
     }
 
-    /// Announces this device through the `[discover]` chain until the guard is dropped.
-    pub(crate) fn announce(&self) -> Result<Announcing<'_>, Error> {
+    /// Announces this device through the `[discover]` chain until the guard is dropped; the
+    /// same session keeps the list of devices nearby.
+    pub(crate) fn announce(&self) -> Result<(Announcing<'_>, Subscription), Error> {
         let mut announcer = self.lock_announcer();
-        if announcer.running.is_none() {
-            let chain = DiscovererChain::from_settings(&self.registry, self.ctx.settings())?;
-            let chain = chain
-                .clone()
-                .with_plan(chain.plan().with_deadline(ANNOUNCE_FOR));
-            let stop = CancellationToken::new();
-            let goal = DiscoveryGoal {
-                until: Some(stop.clone()),
-                ..DiscoveryGoal::default()
-            };
-            let ctx = self.ctx.clone();
-            let task = tokio::spawn(async move {
-                chain.discover(&ctx, goal, None).await;
-            });
-            announcer.running = Some((stop, task));
-        }
+        let watch = match &mut announcer.running {
+            Some(watch) => watch,
+            running => {
+                let chain = DiscovererChain::from_settings(&self.registry, self.ctx.settings())?;
+                running.insert(chain.watch(&self.ctx))
+            }
+        };
+        let subscription = watch.subscribe();
         announcer.users += 1;
-        Ok(Announcing { device: self })
+        Ok((Announcing { device: self }, subscription))
+    }
+
+    /// Announces this device and reports the devices nearby as they come, change and go (see
+    /// [`Nearby`]), until the returned [`Watching`] is dropped. Its first events are one
+    /// `Found` for each device already in view.
+    pub fn watch(&self) -> Result<Watching<'_>, Error> {
+        let (announcing, subscription) = self.announce()?;
+        Ok(Watching {
+            device: self,
+            subscription,
+            _announcing: announcing,
+            trusted: None,
+        })
     }
 
     /// This device's link port: the one in the state directory, else a free one, chosen now and
@@ -270,7 +285,7 @@ impl Device {
             a.pairing_port = Some(port);
             a.session_tag = Some(tag);
         });
-        let announcing = self.announce()?;
+        let (announcing, _) = self.announce()?;
         Ok(Hosting {
             device: self,
             host,
@@ -382,7 +397,7 @@ impl Device {
                 .unwrap_or_else(PoisonError::into_inner) = Some(port);
         }
         self.set_advert(|a| a.link_port = Some(port));
-        let announcing = self.announce()?;
+        let (announcing, _) = self.announce()?;
         Ok(Listening {
             device: self,
             listener,

@@ -75,6 +75,7 @@ mod host;
 mod join;
 pub mod link;
 mod listen;
+mod nearby;
 mod race;
 pub mod trust;
 mod wire;
@@ -97,6 +98,8 @@ pub use host::{HostOptions, MAX_PENALISED_SOURCES, MAX_PROOF_BACKOFF, PairingHos
 pub use join::{JoinOptions, Joined, dial, join, join_target};
 pub use link::{Link, LinkListener};
 pub use listen::{ListenPlan, listen_addresses};
+pub use localpair_core::chain::Change;
+pub use nearby::{Nearby, Watching};
 pub use race::DialRecord;
 
 /// ALPN of the pairing listener.

@@ -136,6 +136,12 @@ impl Listener {
         Ok(())
     }
 
+    /// Asks it to stop (SIGTERM, as a service manager would): it says goodbye where discovery
+    /// can. Dropping the listener kills it instead (SIGKILL: no goodbye).
+    pub fn terminate(&self) {
+        self.child.terminate();
+    }
+
     /// Waits for the exit (`--once`), at most `timeout`; the status and every byte received.
     pub fn finish(mut self, timeout: Duration) -> Result<(ExitStatus, Vec<u8>), LabError> {
         let status = self

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use localpair_core::chain::explain;
 use localpair_core::{DiscovererChain, DiscoveryGoal};
+use localpair_pairing::{Change, Nearby};
+use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{block_on, context, describe_peer, interrupted, load, progress};
+use super::{block_on, context, describe_peer, device, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -70,4 +72,70 @@ pub(super) fn run(
         });
     }
     Ok(())
+}
+
+/// `discover --watch`: the devices nearby as they come, change and go, until Ctrl-C or the
+/// timeout.
+pub(super) fn watch(args: &Args, timeout: Option<Duration>) -> Result<(), Error> {
+    let (settings, registry) = load(args)?;
+    block_on(async {
+        let device = device(settings, registry)?;
+        let watched = watch_until(args, &device, timeout).await;
+        device.close().await;
+        watched
+    })
+}
+
+async fn watch_until(
+    args: &Args,
+    device: &localpair_pairing::Device,
+    timeout: Option<Duration>,
+) -> Result<(), Error> {
+    let mut watching = device.watch().map_err(Error::Pairing)?;
+    progress("Watching for devices nearby; Ctrl-C to stop");
+    let until = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until);
+    loop {
+        let nearby = tokio::select! {
+            nearby = watching.next() => nearby,
+            () = interrupted() => break,
+            () = &mut until => break,
+        };
+        let Some(nearby) = nearby else {
+            progress("discovery ended: no discoverer is running");
+            break;
+        };
+        print_change(args.json, &nearby)?;
+    }
+    Ok(())
+}
+
+fn print_change(as_json: bool, nearby: &Nearby) -> Result<(), Error> {
+    if as_json {
+        return output::json(&json!({
+            "event": nearby.change,
+            "peer": nearby.peer,
+            "known": nearby.known,
+        }));
+    }
+    let what = match nearby.change {
+        Change::Found => "found",
+        Change::Updated => "updated",
+        Change::Lost => "lost",
+        _ => "changed",
+    };
+    let known = match &nearby.known {
+        Some(known) if !known.alias.is_empty() => format!(" (known as {:?})", known.alias),
+        Some(_) => " (known)".to_owned(),
+        None => String::new(),
+    };
+    output::text(&format!(
+        "{what:<7} {}{known}\n",
+        describe_peer(&nearby.peer)
+    ))
 }

@@ -47,6 +47,7 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget, save: bool) -> 
         {
             tracing::warn!(%error, "removing the UPnP port mapping");
         }
+        device.close().await;
         let (paired, mut link) = outcome?;
         // The command line only pairs: close the stream an application would keep.
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut link).await;

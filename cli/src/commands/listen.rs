@@ -15,49 +15,55 @@ pub(super) fn run(args: &Args, once: bool) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
     block_on(async {
         let device = device(settings, registry)?;
-        let listening = device.listen().await.map_err(Error::Pairing)?;
-        progress(&format!(
-            "Listening for known peers on port {} ({} known); Ctrl-C to stop",
-            listening.port(),
-            device.peers().map(|p| p.len()).unwrap_or(0)
-        ));
-        let mut received = 0u64;
-        let mut connections = Vec::new();
-        loop {
-            let link = tokio::select! {
-                link = listening.accept() => link.map_err(Error::Pairing)?,
-                () = interrupted() => break,
-            };
-            let peer = link.peer().clone();
-            progress(&format!(
-                "connected: {} [{}] from {}",
-                peer.name, peer.id, peer.addr
-            ));
-            let (mut reader, mut writer) = tokio::io::split(link);
-            let mut stdout = tokio::io::stdout();
-            let copied = tokio::select! {
-                copied = copy(&mut reader, &mut stdout) => copied,
-                () = interrupted() => break,
-            };
-            // The peer closed its side: close ours, so its `connect` ends.
-            let _ = writer.shutdown().await;
-            let _ = stdout.flush().await;
-            let copied = copied.map_err(|e| Error::Pairing(e.into()))?;
-            received += copied;
-            progress(&format!(
-                "{} [{}] closed after {copied} bytes",
-                peer.name, peer.id
-            ));
-            connections.push(json!({ "peer": peer, "bytes": copied }));
-            if once {
-                break;
-            }
-        }
-        if args.json {
-            output::json(&json!({ "connections": connections, "bytes": received }))?;
-        }
-        Ok(())
+        let served = serve(args, &device, once).await;
+        device.close().await;
+        served
     })
+}
+
+async fn serve(args: &Args, device: &localpair_pairing::Device, once: bool) -> Result<(), Error> {
+    let listening = device.listen().await.map_err(Error::Pairing)?;
+    progress(&format!(
+        "Listening for known peers on port {} ({} known); Ctrl-C to stop",
+        listening.port(),
+        device.peers().map(|p| p.len()).unwrap_or(0)
+    ));
+    let mut received = 0u64;
+    let mut connections = Vec::new();
+    loop {
+        let link = tokio::select! {
+            link = listening.accept() => link.map_err(Error::Pairing)?,
+            () = interrupted() => break,
+        };
+        let peer = link.peer().clone();
+        progress(&format!(
+            "connected: {} [{}] from {}",
+            peer.name, peer.id, peer.addr
+        ));
+        let (mut reader, mut writer) = tokio::io::split(link);
+        let mut stdout = tokio::io::stdout();
+        let copied = tokio::select! {
+            copied = copy(&mut reader, &mut stdout) => copied,
+            () = interrupted() => break,
+        };
+        // The peer closed its side: close ours, so its `connect` ends.
+        let _ = writer.shutdown().await;
+        let _ = stdout.flush().await;
+        let copied = copied.map_err(|e| Error::Pairing(e.into()))?;
+        received += copied;
+        progress(&format!(
+            "{} [{}] closed after {copied} bytes",
+            peer.name, peer.id
+        ));
+        connections.push(json!({ "peer": peer, "bytes": copied }));
+        if once {
+            break;
+        }
+    }
+    if args.json {
+        output::json(&json!({ "connections": connections, "bytes": received }))?;
+    }
+    Ok(())
 }
 
 /// Copies until the reader's end, with a buffer that keeps TLS records full.

@@ -21,7 +21,12 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
     match &args.command {
         Command::Strategies => strategies::run(args),
         Command::Resolve => resolve::run(args),
-        Command::Discover { timeout, count } => discover::run(args, *timeout, *count),
+        Command::Discover {
+            timeout,
+            watch: true,
+            ..
+        } => discover::watch(args, *timeout),
+        Command::Discover { timeout, count, .. } => discover::run(args, *timeout, *count),
         Command::Host { flow, qr, no_save } => host::run(args, *flow, qr, !no_save),
         Command::Join { code, no_save } => join::run(args, code.as_deref(), !no_save),
         Command::Listen { once } => listen::run(args, *once),

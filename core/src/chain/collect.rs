@@ -11,6 +11,10 @@
 //! fewest sightings, longest ago. A flood of one-shot forged identities or spoofed source
 //! addresses therefore churns through the entries it created itself, while a device that keeps
 //! announcing (and so is sighted again and again) stays.
+//!
+//! Each peer remembers which steps still see it; when the last of them reports it lost (or
+//! ends), a watching session removes it from its live list. A session that only reports keeps
+//! every peer it saw.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +24,8 @@ use tokio::time::Instant;
 
 use super::discover::DiscoveryGoal;
 use super::engine::Goal;
+use super::watch::Publisher;
+use crate::discoverer::Sighting;
 use crate::identity::Fingerprint;
 use crate::peer::{MAX_ADDRS, Peer};
 
@@ -43,6 +49,25 @@ struct Tracked {
     protected: bool,
     /// For each address in `peer.addrs`: how many sightings carried it, and the last one that did.
     hits: Vec<(SocketAddr, u32, u64)>,
+    /// The steps that reported it and have not said they lost it (a handful: one per strategy).
+    seen_by: Vec<usize>,
+}
+
+/// Who hears about changes while the session runs.
+#[derive(Debug)]
+pub(super) enum Live {
+    /// Nobody: the report at the end is all.
+    Nobody,
+    /// Each sighting that brings a new peer or new addresses (dropped when the channel is full).
+    Sightings(mpsc::Sender<Peer>),
+    /// A live list, with lost peers removed from it (and from the session's table).
+    List(Publisher),
+}
+
+impl From<Publisher> for Live {
+    fn from(publisher: Publisher) -> Self {
+        Self::List(publisher)
+    }
 }
 
 pub(super) struct Collector {
@@ -54,7 +79,7 @@ pub(super) struct Collector {
     seq: u64,
     matched: usize,
     evicted: u64,
-    live: Option<mpsc::Sender<Peer>>,
+    live: Live,
 }
 
 impl Collector {
@@ -63,7 +88,7 @@ impl Collector {
         own: Fingerprint,
         started: Instant,
         goal: DiscoveryGoal,
-        live: Option<mpsc::Sender<Peer>>,
+        live: Live,
     ) -> Self {
         Self {
             names,
@@ -101,9 +126,42 @@ impl Collector {
     }
 
     fn offer_live(&self, peer: &Peer) {
-        if let Some(live) = &self.live {
+        if let Live::Sightings(live) = &self.live {
             // A full channel drops the sighting: the report has it.
             let _ = live.try_send(peer.clone());
+        }
+    }
+
+    fn publish(&self, peer: &Peer) {
+        if let Live::List(list) = &self.live {
+            list.put(peer);
+        }
+    }
+
+    fn watching(&self) -> bool {
+        matches!(self.live, Live::List(_))
+    }
+
+    /// Step `index` no longer sees `fingerprint`: when no step does, a watching session
+    /// forgets the peer.
+    fn lost(&mut self, index: usize, fingerprint: &Fingerprint) {
+        let Some(tracked) = self.peers.get_mut(fingerprint) else {
+            return;
+        };
+        tracked.seen_by.retain(|step| *step != index);
+        if tracked.seen_by.is_empty() && self.watching() {
+            self.forget(fingerprint);
+        }
+    }
+
+    fn forget(&mut self, fingerprint: &Fingerprint) {
+        if let Some(tracked) = self.peers.remove(fingerprint) {
+            if tracked.matched {
+                self.matched = self.matched.saturating_sub(1);
+            }
+            if let Live::List(list) = &self.live {
+                list.remove(fingerprint);
+            }
         }
     }
 
@@ -120,7 +178,7 @@ impl Collector {
             .map(|(fp, _)| *fp);
         match victim {
             Some(fp) => {
-                self.peers.remove(&fp);
+                self.forget(&fp);
                 self.evicted += 1;
                 true
             }
@@ -128,7 +186,7 @@ impl Collector {
         }
     }
 
-    fn insert(&mut self, mut peer: Peer) {
+    fn insert(&mut self, index: usize, mut peer: Peer) {
         if !self.make_room() {
             return;
         }
@@ -140,6 +198,7 @@ impl Collector {
         }
         let protected = matched && self.goal.matching.is_some();
         self.offer_live(&peer);
+        self.publish(&peer);
         self.peers.insert(
             peer.fingerprint,
             Tracked {
@@ -150,15 +209,21 @@ impl Collector {
                 matched,
                 protected,
                 hits,
+                seen_by: vec![index],
             },
         );
     }
 
-    fn merge(&mut self, peer: Peer) {
+    fn merge(&mut self, index: usize, peer: Peer) {
         let seq = self.seq;
+        let watching = self.watching();
         let Some(tracked) = self.peers.get_mut(&peer.fingerprint) else {
             return;
         };
+        if !tracked.seen_by.contains(&index) {
+            tracked.seen_by.push(index);
+        }
+        let before = watching.then(|| tracked.peer.clone());
         tracked.sightings = tracked.sightings.saturating_add(1);
         tracked.last = seq;
         let mut fresh: Vec<SocketAddr> = Vec::new();
@@ -209,14 +274,26 @@ impl Collector {
             tracked.protected = self.goal.matching.is_some();
             self.matched += 1;
         }
+        let changed = before.is_some_and(|before| before != tracked.peer);
+        let now = changed.then(|| tracked.peer.clone());
         if added {
             self.offer_live(&sighting);
+        }
+        if let Some(now) = now {
+            self.publish(&now);
         }
     }
 }
 
-impl Goal<(usize, Peer)> for Collector {
-    fn item(&mut self, (index, mut peer): (usize, Peer)) -> bool {
+impl Goal<(usize, Sighting)> for Collector {
+    fn item(&mut self, (index, sighting): (usize, Sighting)) -> bool {
+        let mut peer = match sighting {
+            Sighting::Found(peer) => peer,
+            Sighting::Lost(fingerprint) => {
+                self.lost(index, &fingerprint);
+                return false;
+            }
+        };
         if peer.fingerprint == self.own {
             return false;
         }
@@ -224,15 +301,31 @@ impl Goal<(usize, Peer)> for Collector {
         peer.strategy.clone_from(&self.names[index]);
         peer.found_after = self.started.elapsed();
         if self.peers.contains_key(&peer.fingerprint) {
-            self.merge(peer);
+            self.merge(index, peer);
         } else {
-            self.insert(peer);
+            self.insert(index, peer);
         }
         self.reached()
     }
 
+    fn counts(&self, (_, sighting): &(usize, Sighting)) -> bool {
+        matches!(sighting, Sighting::Found(_))
+    }
+
     fn step_done(&mut self, _found: usize) -> bool {
         self.reached()
+    }
+
+    fn step_ended(&mut self, index: usize) {
+        let seen: Vec<Fingerprint> = self
+            .peers
+            .iter()
+            .filter(|(_, tracked)| tracked.seen_by.contains(&index))
+            .map(|(fingerprint, _)| *fingerprint)
+            .collect();
+        for fingerprint in seen {
+            self.lost(index, &fingerprint);
+        }
     }
 
     fn until(&self) -> Option<tokio_util::sync::CancellationToken> {
@@ -251,7 +344,7 @@ mod tests {
             Fingerprint::from_bytes([0; 32]),
             Instant::now(),
             DiscoveryGoal::default(),
-            None,
+            Live::Nobody,
         )
     }
 
@@ -277,9 +370,9 @@ mod tests {
         forged_bytes[31] ^= 1; // same first 8 bytes: same device id, another key
         let forged = Fingerprint::from_bytes(forged_bytes);
         assert_eq!(real.device_id(), forged.device_id());
-        c.item((0, peer(forged, &["10.0.0.66:1"])));
-        c.item((0, peer(real, &["10.0.0.2:4000"])));
-        c.item((0, peer(forged, &["10.0.0.67:1"])));
+        c.item((0, Sighting::Found(peer(forged, &["10.0.0.66:1"]))));
+        c.item((0, Sighting::Found(peer(real, &["10.0.0.2:4000"]))));
+        c.item((0, Sighting::Found(peer(forged, &["10.0.0.67:1"]))));
         let peers = c.into_peers();
         assert_eq!(peers.len(), 2);
         let genuine = peers.iter().find(|p| p.fingerprint == real).unwrap();
@@ -290,12 +383,12 @@ mod tests {
     fn a_flood_of_identities_keeps_the_peer_that_keeps_announcing() {
         let mut c = collector();
         let genuine = peer(key(0), &["10.0.0.2:4000"]);
-        c.item((0, genuine.clone()));
-        c.item((0, genuine.clone()));
+        c.item((0, Sighting::Found(genuine.clone())));
+        c.item((0, Sighting::Found(genuine.clone())));
         for n in 1..10_000 {
-            c.item((0, peer(key(n), &["10.0.0.9:1"])));
+            c.item((0, Sighting::Found(peer(key(n), &["10.0.0.9:1"]))));
             if n % 500 == 0 {
-                c.item((0, genuine.clone()));
+                c.item((0, Sighting::Found(genuine.clone())));
             }
         }
         let peers = c.into_peers();
@@ -316,9 +409,9 @@ mod tests {
         for n in 0..10_000u32 {
             let spoofed = format!("[fe80::{:x}:{:x}%2]:4000", n >> 16, n & 0xffff);
             if n < 100 {
-                c.item((0, peer(fp, &[&spoofed])));
+                c.item((0, Sighting::Found(peer(fp, &[&spoofed]))));
             } else {
-                c.item((0, peer(fp, &[real, &spoofed])));
+                c.item((0, Sighting::Found(peer(fp, &[real, &spoofed]))));
             }
         }
         let peers = c.into_peers();
@@ -339,11 +432,11 @@ mod tests {
                 matching: Some(std::sync::Arc::new(move |p: &Peer| p.fingerprint == target)),
                 until: None,
             },
-            None,
+            Live::Nobody,
         );
-        assert!(c.item((0, peer(target, &["10.0.0.2:1"]))));
+        assert!(c.item((0, Sighting::Found(peer(target, &["10.0.0.2:1"])))));
         for n in 0..1000 {
-            c.item((0, peer(key(n), &["10.0.0.9:1"])));
+            c.item((0, Sighting::Found(peer(key(n), &["10.0.0.9:1"]))));
         }
         assert!(c.into_peers().iter().any(|p| p.fingerprint == target));
     }

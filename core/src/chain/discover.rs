@@ -10,11 +10,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::Chain;
-use super::collect::Collector;
+use super::collect::{Collector, Live};
 use super::engine::{self, Step, Style};
 use super::{Attempt, Failures};
 use crate::context::Context;
-use crate::discoverer::{PeerDiscoverer, PeerSink};
+use crate::discoverer::{PeerDiscoverer, PeerSink, Sighting};
 use crate::peer::Peer;
 
 /// Discoverers in order, with the plan that runs them.
@@ -72,14 +72,24 @@ impl Chain<dyn PeerDiscoverer> {
         goal: DiscoveryGoal,
         live: Option<mpsc::Sender<Peer>>,
     ) -> DiscoverReport {
+        let live = live.map_or(Live::Nobody, Live::Sightings);
+        self.run_discovery(ctx, goal, live).await
+    }
+
+    pub(super) async fn run_discovery(
+        &self,
+        ctx: &Context,
+        goal: DiscoveryGoal,
+        live: Live,
+    ) -> DiscoverReport {
         let started = Instant::now();
-        let steps: Vec<(String, Step<Peer>)> = self
+        let steps: Vec<(String, Step<Sighting>)> = self
             .steps
             .iter()
             .map(|(name, discoverer)| {
                 let discoverer = Arc::clone(discoverer);
                 let ctx = ctx.clone();
-                let step: Step<Peer> = Box::new(move |tx, index, stop| {
+                let step: Step<Sighting> = Box::new(move |tx, index, stop| {
                     Box::pin(async move {
                         discoverer
                             .discover(&ctx, PeerSink::new(index, tx, stop))

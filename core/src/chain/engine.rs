@@ -30,8 +30,14 @@ pub(super) type Step<T> =
 pub(super) trait Goal<T> {
     /// Takes one item; `true` when the chain has what it needs.
     fn item(&mut self, item: T) -> bool;
+    /// Whether `item` counts as something its step found (a discoverer's loss notice does not).
+    fn counts(&self, _item: &T) -> bool {
+        true
+    }
     /// A step ended without error after producing `found` items; `true` when that is enough.
     fn step_done(&mut self, found: usize) -> bool;
+    /// Step `index` ended, however it ended (what it reported no longer holds).
+    fn step_ended(&mut self, _index: usize) {}
     /// A token whose cancellation ends the run as if the goal were met.
     fn until(&self) -> Option<CancellationToken> {
         None
@@ -175,8 +181,11 @@ impl<T: Send + 'static> Engine<'_, T> {
     }
 
     fn take_item(&mut self, index: usize, item: T) {
-        self.attempts[index].found += 1;
-        let reached = self.goal.item((index, item));
+        let item = (index, item);
+        if self.goal.counts(&item) {
+            self.attempts[index].found += 1;
+        }
+        let reached = self.goal.item(item);
         if reached && !self.finished {
             self.finished = true;
             self.stop_all(StopCause::Superseded);
@@ -269,6 +278,7 @@ impl<T: Send + 'static> Engine<'_, T> {
     fn abort(&mut self, index: usize, cause: StopCause) {
         if let Some(running) = self.running[index].take() {
             running.task.abort();
+            self.goal.step_ended(index);
             let outcome = self.stopped_outcome(cause, self.attempts[index].found);
             let attempt = &mut self.attempts[index];
             attempt.elapsed_ms = millis(running.started.elapsed());
@@ -297,6 +307,7 @@ impl<T: Send + 'static> Engine<'_, T> {
         let Some(running) = self.running[index].take() else {
             return;
         };
+        self.goal.step_ended(index);
         let cause = running.stopping.map(|(cause, _)| cause);
         let found = self.attempts[index].found;
         let outcome = match (&result, cause) {
@@ -358,6 +369,7 @@ impl<T: Send + 'static> Engine<'_, T> {
             return;
         };
         if let Some(running) = self.running[index].take() {
+            self.goal.step_ended(index);
             let attempt = &mut self.attempts[index];
             attempt.elapsed_ms = millis(running.started.elapsed());
             attempt.outcome = Outcome::Error;

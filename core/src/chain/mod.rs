@@ -11,6 +11,7 @@ mod collect;
 mod discover;
 mod engine;
 mod resolve;
+mod watch;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use builder::Chain;
 pub use collect::MAX_PEERS;
 pub use discover::{DiscoverReport, DiscovererChain, DiscoveryGoal, PeerFilter};
 pub use resolve::{ResolveReport, ResolverChain};
+pub use watch::{Change, DiscoveryEvent, Subscription, WATCH_FOR, Watch};
 
 /// How one strategy's attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,6 +1,6 @@
 //! The discoverer: one mdns-sd daemon per session, announcing us and browsing for the others.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -79,6 +79,7 @@ impl PeerDiscoverer for Mdns {
             port,
             own: ctx.identity().fingerprint(),
             tally: Tally::default(),
+            instances: HashMap::new(),
         };
         Ok(session.run(&sink).await?)
     }
@@ -241,6 +242,15 @@ struct Session<'a> {
     port: u16,
     own: Fingerprint,
     tally: Tally,
+    /// The key behind each instance reported, so that its removal can be told; at most
+    /// [`MAX_TALLY`] (an instance past that is released when the session ends).
+    instances: HashMap<String, Fingerprint>,
+}
+
+/// What an mDNS event means for the chain.
+enum News {
+    Seen(Peer),
+    Gone(Fingerprint),
 }
 
 impl Session<'_> {
@@ -291,11 +301,16 @@ impl Session<'_> {
                     match event {
                         Ok(event) => {
                             rebrowsed = 0;
-                            if let Some(peer) = self.on_event(event, &own_fullname) {
-                                if !sink.found(peer).await {
-                                    return Ok(());
+                            let open = match self.on_event(event, &own_fullname) {
+                                Some(News::Seen(peer)) => {
+                                    self.tally.reported += 1;
+                                    sink.found(peer).await
                                 }
-                                self.tally.reported += 1;
+                                Some(News::Gone(fp)) => sink.lost(fp).await,
+                                None => true,
+                            };
+                            if !open {
+                                return Ok(());
                             }
                         }
                         // mdns-sd ends a subscription whose channel is full (we were blocked on a
@@ -353,7 +368,7 @@ impl Session<'_> {
         Ok(info)
     }
 
-    fn on_event(&mut self, event: ServiceEvent, own_fullname: &str) -> Option<Peer> {
+    fn on_event(&mut self, event: ServiceEvent, own_fullname: &str) -> Option<News> {
         match event {
             ServiceEvent::SearchStarted(what) => {
                 tracing::debug!("mdns: query for {what}");
@@ -365,10 +380,15 @@ impl Session<'_> {
                 }
                 None
             }
-            ServiceEvent::ServiceResolved(service) => self.on_resolved(&service, own_fullname),
+            ServiceEvent::ServiceResolved(service) => {
+                self.on_resolved(&service, own_fullname).map(News::Seen)
+            }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 tracing::debug!(service = ?fullname, "mdns: said goodbye or expired");
-                None
+                let fp = self.instances.remove(&fullname)?;
+                // The same key may still be announced under another instance name.
+                let elsewhere = self.instances.values().any(|other| *other == fp);
+                (!elsewhere).then_some(News::Gone(fp))
             }
             other => {
                 tracing::trace!(?other, "mdns: event");
@@ -439,6 +459,9 @@ impl Session<'_> {
         }
         self.tally.unusable.remove(fullname);
         tracing::debug!(service = ?fullname, ?addrs, "mdns: peer resolved");
+        if self.instances.len() < MAX_TALLY || self.instances.contains_key(fullname) {
+            self.instances.insert(fullname.clone(), txt.fingerprint);
+        }
         Some(txt.into_peer(addrs))
     }
 

@@ -7,7 +7,7 @@ use localpair_core::registry::Facts;
 use localpair_core::{Context, PeerDiscoverer, PeerSink, SelfCheck, StrategyError, async_trait};
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, News};
 use crate::error::Error;
 use crate::probe::LinkTest;
 
@@ -65,8 +65,12 @@ impl PeerDiscoverer for UdpMulticast {
             tokio::select! {
                 () = sink.stopped() => break,
                 () = ctx.cancellation().cancelled() => break,
-                peer = engine.next() => {
-                    if !sink.found(peer).await {
+                news = engine.next() => {
+                    let open = match news {
+                        News::Seen(peer) => sink.found(peer).await,
+                        News::Gone(fp) => sink.lost(fp).await,
+                    };
+                    if !open {
                         break;
                     }
                 }

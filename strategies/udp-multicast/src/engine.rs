@@ -78,9 +78,21 @@ pub(crate) struct Engine {
     /// Our listener, told of every key heard so that it believes only their observations.
     confirmer: Option<localpair_core::Confirmer>,
     events: VecDeque<Fingerprint>,
+    /// Peers forgotten (silent too long, or evicted to make room) not yet said to be gone; at
+    /// most [`MAX_PEERS`], the rest dropped (the chain then forgets them when the session ends).
+    gone: VecDeque<Fingerprint>,
     jitter: Jitter,
     next_housekeeping: Instant,
     started: Instant,
+}
+
+/// What [`Engine::next`] learned.
+#[derive(Debug)]
+pub(crate) enum News {
+    /// A peer is new, or something it announces changed.
+    Seen(Peer),
+    /// The peer with this key went silent for longer than the table allows, or was evicted.
+    Gone(Fingerprint),
 }
 
 impl Engine {
@@ -127,6 +139,7 @@ impl Engine {
                 config.report_observations,
             ),
             events: VecDeque::new(),
+            gone: VecDeque::new(),
             jitter: Jitter::new(),
             next_housekeeping: now + HOUSEKEEPING,
             started: now,
@@ -143,19 +156,25 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Runs the protocol until a peer is new or changed, and returns it. Cancel safe: dropping
-    /// the future loses nothing, so callers `select!` it against their stop signal.
-    pub(crate) async fn next(&mut self) -> Peer {
+    /// Runs the protocol until a peer is new, changed or gone, and says which. Cancel safe:
+    /// dropping the future loses nothing, so callers `select!` it against their stop signal.
+    pub(crate) async fn next(&mut self) -> News {
         loop {
             if !self.events.is_empty() {
                 self.drain_ready();
             }
+            if let Some(fp) = self.gone.pop_front() {
+                return News::Gone(fp);
+            }
             while let Some(fp) = self.events.pop_front() {
                 if let Some(peer) = self.peers.peer(&fp) {
-                    return peer;
+                    return News::Seen(peer);
                 }
             }
             self.tick(Instant::now());
+            if !self.gone.is_empty() {
+                continue;
+            }
             // The timer and the advert wait live across iterations: under a flood this loop runs
             // once per datagram, and re-arming them each time cost more than the datagram.
             let wake_at = self.wake_at();
@@ -323,6 +342,7 @@ impl Engine {
         let heard = self.peers.observe(&key, addr, &packet, now);
         for gone in self.peers.take_evicted() {
             self.reports.forget(&gone);
+            self.say_gone(gone);
         }
         if let Some(confirmer) = &self.confirmer {
             confirmer.heard(fp, ip);
@@ -357,11 +377,19 @@ impl Engine {
         }
     }
 
+    fn say_gone(&mut self, fp: Fingerprint) {
+        self.events.retain(|queued| *queued != fp);
+        if self.gone.len() < MAX_PEERS {
+            self.gone.push_back(fp);
+        }
+    }
+
     fn housekeeping(&mut self, now: Instant) {
         self.next_housekeeping = now + HOUSEKEEPING;
         for fp in self.peers.expire(now) {
             tracing::debug!(peer = %fp.short(), "peer went silent; forgotten");
             self.reports.forget(&fp);
+            self.say_gone(fp);
         }
         match self.ctx.interfaces() {
             Ok(interfaces) => {
