@@ -118,6 +118,9 @@ pub struct DeviceConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ConfirmConfig {
+    /// Port of the listener on every address; when taken, one the OS picks (with a warning).
+    /// 0 lets the OS choose. Default 19538.
+    pub port: u16,
     /// TLS handshake plus first frame must finish within this.
     pub handshake_timeout_ms: u64,
     /// How long `confirm(ip)` waits for its code to arrive.
@@ -131,6 +134,7 @@ pub struct ConfirmConfig {
 impl Default for ConfirmConfig {
     fn default() -> Self {
         Self {
+            port: crate::confirm::DEFAULT_PORT,
             handshake_timeout_ms: 2_000,
             confirm_timeout_ms: 1_000,
             max_connections: 64,

@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+pub mod bind;
 pub mod bytes;
 pub mod candidate;
 pub mod chain;

@@ -15,8 +15,12 @@ localpair_core::register_section!("connect");
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct PairingConfig {
-    /// Pairing listener port; 0 lets the OS choose.
+    /// Pairing listener port (TCP; default 19537); when taken, one the OS picks, with a warning.
+    /// 0 lets the OS choose.
     pub port: u16,
+    /// Link listener port (`listen`; TCP, default 19539); when taken, one the OS picks, with a
+    /// warning. 0: chosen once and kept in the state directory.
+    pub link_port: u16,
     /// How long a code lives.
     pub code_ttl_ms: u64,
     /// Wait after a source's first wrong proof before its next is looked at; doubles with each
@@ -37,7 +41,8 @@ pub struct PairingConfig {
 impl Default for PairingConfig {
     fn default() -> Self {
         Self {
-            port: 0,
+            port: crate::host::DEFAULT_PORT,
+            link_port: crate::link::DEFAULT_PORT,
             code_ttl_ms: 300_000,
             wrong_proof_backoff_ms: 250,
             handshake_timeout_ms: 3_000,

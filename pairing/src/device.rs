@@ -196,8 +196,9 @@ impl Device {
         })
     }
 
-    /// This device's link port: the one in the state directory, else a free one, chosen now and
-    /// kept, so that a peer can reconnect to it later even when discovery cannot tell it.
+    /// This device's link port: `[pairing] link_port` (19539 unless set), so that a peer can
+    /// reconnect later even when discovery cannot tell it and one firewall rule covers it; with
+    /// `link_port = 0`, the one in the state directory, else a free one, chosen now and kept.
     pub fn link_port(&self) -> Result<u16, Error> {
         let mut chosen = self
             .link_port
@@ -205,6 +206,10 @@ impl Device {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(port) = *chosen {
             return Ok(port);
+        }
+        if self.pairing.link_port != 0 {
+            *chosen = Some(self.pairing.link_port);
+            return Ok(self.pairing.link_port);
         }
         let saved = self
             .ctx
@@ -375,22 +380,20 @@ impl Device {
         }
     }
 
-    /// Starts accepting links from known peers (on the port saved in the state directory when it
-    /// is free) and announces that this device does, until the returned [`Listening`] is
-    /// dropped. A stranger's connection is refused and logged.
+    /// Starts accepting links from known peers (on [`Device::link_port`] when it is free, else
+    /// on one the OS picks, with a warning) and announces that this device does, until the
+    /// returned [`Listening`] is dropped. A stranger's connection is refused and logged.
     pub async fn listen(&self) -> Result<Listening<'_>, Error> {
         let wanted = self.link_port()?;
         let listener =
             LinkListener::start(Arc::clone(self.ctx.identity()), self.trust.clone(), wanted)?;
         let port = listener.port();
         if port != wanted {
-            // Taken by another program: peers learn the new one from the announcements.
-            tracing::info!(
-                wanted,
-                port,
-                "the saved link port is taken; listening on another"
-            );
-            self.keep_link_port(port)?;
+            // Taken: peers learn the new one from the announcements. A port chosen once and
+            // kept is replaced; a configured one is tried again next time.
+            if self.pairing.link_port == 0 {
+                self.keep_link_port(port)?;
+            }
             *self
                 .link_port
                 .lock()

@@ -16,6 +16,7 @@ use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
 use crate::link::Link;
+use localpair_core::bind::Fallback;
 use localpair_core::identity::Identity;
 use localpair_core::serve::{Admission, Limits, accept_loop};
 use localpair_core::tls;
@@ -30,7 +31,8 @@ pub struct HostOptions {
     /// address, IPv4 and IPv6: the pre-shared flow. The post-shared flow lists the addresses peers
     /// can reach (see [`listen_addresses`](super::listen_addresses)).
     pub listen_on: Vec<IpAddr>,
-    /// Port; 0 lets the OS choose.
+    /// Port ([`DEFAULT_PORT`] unless set); when taken, one the OS picks (see
+    /// [`PairingHost::port_fallback`]). 0 lets the OS choose.
     pub port: u16,
     /// Addresses put in the code, best first.
     pub candidates: Vec<IpAddr>,
@@ -54,7 +56,7 @@ impl Default for HostOptions {
         Self {
             flow: Flow::Pre,
             listen_on: vec![IpAddr::from([0, 0, 0, 0])],
-            port: 0,
+            port: DEFAULT_PORT,
             candidates: Vec::new(),
             ttl: Duration::from_secs(300),
             wrong_proof_backoff: Duration::from_millis(250),
@@ -65,6 +67,11 @@ impl Default for HostOptions {
         }
     }
 }
+
+/// The pairing listener's port unless configured otherwise (TCP; beside the udp-multicast port
+/// 19536 and the confirmation port 19538, below every OS's ephemeral range). A joiner offering
+/// the other direction listens on it too.
+pub const DEFAULT_PORT: u16 = 19537;
 
 /// Sources whose wrong proofs are remembered; past it the one that erred longest ago is
 /// forgotten (with a 128-bit secret, forgetting costs nothing: the back-off only spares CPU).
@@ -134,6 +141,7 @@ struct Shared {
 pub struct PairingHost {
     code: PairingCode,
     local_addrs: Vec<SocketAddr>,
+    fallback: Option<Fallback>,
     shared: Arc<Shared>,
     paired: tokio::sync::Mutex<mpsc::Receiver<(Paired, Link)>>,
     _stop: DropGuard,
@@ -147,93 +155,11 @@ impl std::fmt::Debug for PairingHost {
     }
 }
 
-fn bind(ip: IpAddr, port: u16) -> Result<std::net::TcpListener, Error> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let addr = match ip {
-        // A link-local address is bound with its interface as the scope.
-        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            let scope = localpair_core::interfaces::list_all()?
-                .iter()
-                .find(|i| i.has_addr(ip))
-                .and_then(|i| i.index)
-                .unwrap_or(0);
-            SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
-        }
-        _ => SocketAddr::new(ip, port),
-    };
-    let open = |addr: SocketAddr| -> std::io::Result<Socket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        if addr.is_ipv6() && ip.is_unspecified() {
-            // One socket for IPv4 and IPv6 when listening on all addresses.
-            socket.set_only_v6(false)?;
-        }
-        socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(64)?;
-        socket.set_nonblocking(true)?;
-        Ok(socket)
-    };
-    let socket = if ip.is_unspecified() {
-        open(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port))).or_else(|_| open(addr))
-    } else {
-        open(addr)
-    }
-    .map_err(|e| Error::io(format!("bind pairing listener {addr}"), e))?;
-    Ok(socket.into())
-}
-
-/// How often an OS-chosen port is tried again when it is free on the first address but taken on
-/// another.
-const PORT_TRIES: usize = 8;
-
-/// One listener per address, all on the same port (`port`, or one the OS picks for the first
-/// address and that is then free on every other).
-fn bind_all(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, Error> {
-    let Some((&first, rest)) = addrs.split_first() else {
-        return Err(Error::io(
-            "bind pairing listener",
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on"),
-        ));
-    };
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let head = bind(first, port)?;
-        let chosen = head
-            .local_addr()
-            .map_err(|e| Error::io("pairing listener address", e))?
-            .port();
-        let mut listeners = vec![head];
-        let mut failed = None;
-        for &ip in rest {
-            match bind(ip, chosen) {
-                Ok(listener) => listeners.push(listener),
-                Err(error) => {
-                    failed = Some(error);
-                    break;
-                }
-            }
-        }
-        match failed {
-            None => {
-                return listeners
-                    .into_iter()
-                    .map(|l| {
-                        TcpListener::from_std(l)
-                            .map_err(|e| Error::io("register pairing listener", e))
-                    })
-                    .collect();
-            }
-            Some(error) if port != 0 || tries >= PORT_TRIES => return Err(error),
-            Some(_) => {}
-        }
-    }
-}
-
 impl PairingHost {
     /// Binds the listener, makes the code, and starts taking connections.
     pub fn start(identity: Arc<Identity>, options: HostOptions) -> Result<Self, Error> {
-        let listeners = bind_all(&options.listen_on, options.port)?;
+        let bound = localpair_core::bind::listen("pairing", &options.listen_on, options.port)?;
+        let listeners = bound.listeners;
         let local_addrs = listeners
             .iter()
             .map(TcpListener::local_addr)
@@ -286,6 +212,7 @@ impl PairingHost {
         Ok(Self {
             code,
             local_addrs,
+            fallback: bound.fallback,
             shared,
             paired: tokio::sync::Mutex::new(paired_rx),
             _stop: stop.drop_guard(),
@@ -305,6 +232,11 @@ impl PairingHost {
     /// Every address the host listens on, one port.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Set when the configured port was taken and the OS chose another.
+    pub fn port_fallback(&self) -> Option<&Fallback> {
+        self.fallback.as_ref()
     }
 
     /// Waits for the one pairing; fails when the code expires. Wrong proofs never end the code

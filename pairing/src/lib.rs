@@ -94,7 +94,7 @@ use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};
 pub use wire::Refusal;
 
-pub use host::{HostOptions, MAX_PENALISED_SOURCES, MAX_PROOF_BACKOFF, PairingHost};
+pub use host::{DEFAULT_PORT, HostOptions, MAX_PENALISED_SOURCES, MAX_PROOF_BACKOFF, PairingHost};
 pub use join::{JoinOptions, Joined, dial, join, join_target};
 pub use link::{Link, LinkListener};
 pub use listen::{ListenPlan, listen_addresses};

@@ -6,7 +6,7 @@
 //! answers with its name, or with a refusal saying it does not know the dialling device (and logs
 //! the stranger). Nothing but the two names crosses before the application's bytes.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -27,8 +27,11 @@ use crate::{Error, PairedPeer, read_message, send};
 
 /// ALPN of the link listener.
 pub const ALPN: &[u8] = b"localpair-link/1";
-/// The file in the state directory that keeps the link port, so peers (and a subnet scan) find
-/// the listener where it was.
+/// The link listener's port unless configured otherwise (TCP; beside the pairing port 19537
+/// and the confirmation port 19538).
+pub const DEFAULT_PORT: u16 = 19539;
+/// The file in the state directory that keeps the link port when `[pairing] link_port = 0`, so
+/// peers (and a subnet scan) find the listener where it was.
 pub const PORT_FILE: &str = "link-port";
 /// Connections that have not yet said who they are, at once; when full, the oldest is closed.
 pub const MAX_UNAUTHENTICATED: usize = 64;
@@ -169,14 +172,16 @@ impl std::fmt::Debug for LinkListener {
 
 impl LinkListener {
     /// Listens on every address, on `port` when it is free (the port peers last saw), else on
-    /// one the OS picks.
+    /// one the OS picks (with a warning).
     pub fn start(identity: Arc<Identity>, trust: TrustStore, port: u16) -> Result<Self, Error> {
-        let listener = bind(port).or_else(|_| bind(0))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("link listener address", e))?;
-        let listener =
-            TcpListener::from_std(listener).map_err(|e| Error::io("register link listener", e))?;
+        let bound = localpair_core::bind::listen("link", &[], port)?;
+        let local_addr = bound
+            .listeners
+            .first()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|e| Error::io("link listener address", e))?
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], bound.port)));
         let acceptor = TlsAcceptor::from(tls::server_config(&identity, None, ALPN)?);
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         let stop = CancellationToken::new();
@@ -187,7 +192,7 @@ impl LinkListener {
             accepted: tx,
         });
         tokio::spawn(accept_loop(
-            vec![listener],
+            bound.listeners,
             Limits::new(MAX_UNAUTHENTICATED, MAX_PER_SOURCE, HANDSHAKE_TIMEOUT),
             stop.clone(),
             "link",
@@ -218,25 +223,6 @@ impl LinkListener {
             .await
             .ok_or_else(|| localpair_core::Error::ListenerClosed.into())
     }
-}
-
-fn bind(port: u16) -> Result<std::net::TcpListener, Error> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let open = |addr: SocketAddr| -> std::io::Result<Socket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(false)?;
-        }
-        socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(64)?;
-        socket.set_nonblocking(true)?;
-        Ok(socket)
-    };
-    open(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
-        .or_else(|_| open(SocketAddr::from(([0, 0, 0, 0], port))))
-        .map(Into::into)
-        .map_err(|e| Error::io(format!("bind link listener on port {port}"), e))
 }
 
 struct Served {

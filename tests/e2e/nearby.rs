@@ -59,7 +59,10 @@ impl Watcher {
                 panic!("no {event} for {name}: {e}\n{}", self.running.stderr())
             });
             let who = line["peer"]["name"].as_str().unwrap_or_default();
-            assert!(line["event"] != "lost" || who == name, "{who} was lost: {line}");
+            assert!(
+                line["event"] != "lost" || who == name,
+                "{who} was lost: {line}"
+            );
             self.unread.push(line);
         }
     }

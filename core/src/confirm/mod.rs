@@ -1,4 +1,5 @@
-//! The confirmation listener: a TLS listener on an OS-chosen port that proves which of our
+//! The confirmation listener: a TLS listener on a stable port (TCP 19538 unless taken or
+//! configured otherwise) that proves which of our
 //! addresses work.
 //!
 //! *Self-confirmation*: [`Confirmer::confirm`] connects to one of our own addresses, sends a random
@@ -15,11 +16,11 @@ mod observed;
 mod wire;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -35,6 +36,11 @@ use wire::{CODE_LEN, Message, Status};
 
 /// Most probes in flight at once; more is a caller bug or abuse.
 const MAX_PENDING: usize = 256;
+/// The confirmation listener's port unless configured otherwise: like the udp-multicast port
+/// (19536) and the pairing ports beside it (19537, 19539), not a well-known port and below every
+/// OS's ephemeral range (Linux 32768-60999, IANA/Windows/macOS 49152-65535), so no outgoing
+/// connection holds it.
+pub const DEFAULT_PORT: u16 = 19538;
 pub use observed::{
     MAX_HEARD_KEYS, MAX_HEARD_SOURCES, MAX_OBSERVATIONS, MAX_PER_REPORTER, MAX_UNHEARD, Observation,
 };
@@ -74,38 +80,16 @@ impl std::fmt::Debug for Confirmer {
     }
 }
 
-fn bind_dual_stack() -> Result<std::net::TcpListener, Error> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let v6 = || -> std::io::Result<Socket> {
-        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-        // IPV6_V6ONLY off: one socket takes IPv4 (as mapped addresses) and IPv6.
-        socket.set_only_v6(false)?;
-        socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
-        Ok(socket)
-    };
-    let v4 = || -> std::io::Result<Socket> {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-        socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
-        Ok(socket)
-    };
-    let socket = v6()
-        .or_else(|_| v4())
-        .map_err(|e| Error::io("bind confirmation listener", e))?;
-    socket
-        .listen(128)
-        .and_then(|()| socket.set_nonblocking(true))
-        .map_err(|e| Error::io("listen", e))?;
-    Ok(socket.into())
-}
-
 impl Confirmer {
-    /// Binds the listener on every address (port chosen by the OS) and starts serving.
+    /// Binds the listener on every address, on `config.port` when it is free (else on one the
+    /// OS picks, with a warning), and starts serving.
     pub fn start(identity: Arc<Identity>, config: ConfirmConfig) -> Result<Self, Error> {
-        let listener = TcpListener::from_std(bind_dual_stack()?)
-            .map_err(|e| Error::io("register listener", e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("listener address", e))?;
+        let bound = crate::bind::listen("confirmation", &[], config.port)?;
+        let local_addr = bound
+            .listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .ok_or_else(|| Error::io("listener address", std::io::ErrorKind::NotFound.into()))?;
         let server = tls::server_config(&identity, None, tls::ALPN_CONFIRM)?;
         let client = tls::client_config(&identity, identity.fingerprint(), tls::ALPN_CONFIRM)?;
         let pending: Pending = Arc::default();
@@ -124,7 +108,7 @@ impl Confirmer {
             Duration::from_millis(config.handshake_timeout_ms),
         );
         tokio::spawn(accept_loop(
-            vec![listener],
+            bound.listeners,
             limits,
             stop.clone(),
             "confirmation",
@@ -150,7 +134,7 @@ impl Confirmer {
         })
     }
 
-    /// The port the OS gave the listener.
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.shared.local_addr.port()
     }

@@ -1,5 +1,7 @@
 //! The listener's unit tests: confirmation, observations, reachability probes.
 
+use std::net::Ipv6Addr;
+
 use super::*;
 
 fn confirmer() -> Confirmer {
