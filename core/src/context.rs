@@ -80,6 +80,8 @@ pub struct Advert {
     /// Port of the link listener, while this device accepts connections from the peers it knows
     /// (the advert says so without naming them).
     pub link_port: Option<u16>,
+    /// The listener this device offers to one it cannot reach, while it waits to be dialled.
+    pub offer: Option<crate::peer::Offer>,
 }
 
 impl Advert {
@@ -89,6 +91,7 @@ impl Advert {
             pairing_port: Some(port),
             session_tag,
             link_port: None,
+            offer: None,
         }
     }
 
@@ -96,6 +99,13 @@ impl Advert {
     #[must_use]
     pub fn with_link_port(mut self, port: Option<u16>) -> Self {
         self.link_port = port;
+        self
+    }
+
+    /// The same advert, also offering a listener to a device this one cannot reach.
+    #[must_use]
+    pub fn with_offer(mut self, offer: Option<crate::peer::Offer>) -> Self {
+        self.offer = offer;
         self
     }
 }

@@ -67,8 +67,18 @@ pub struct Joined {
 /// Serialises the proof step of parallel dials to one host: connections race, but only one at a
 /// time may spend the code, and none after one succeeded (a second proof would only meet "used").
 #[derive(Debug, Default)]
-struct ProofTurn {
+pub(crate) struct ProofTurn {
     done: tokio::sync::Mutex<bool>,
+}
+
+/// What the joiner brings to the proofs, in either direction.
+#[derive(Debug)]
+pub(crate) struct JoinerSide {
+    /// The name this device tells the host.
+    pub(crate) name: String,
+    pub(crate) code: PairingCode,
+    pub(crate) link_port: Option<u16>,
+    pub(crate) turn: ProofTurn,
 }
 
 /// One pairing handshake with the host at `addr`.
@@ -78,34 +88,74 @@ pub async fn dial(
     code: &PairingCode,
     addr: SocketAddr,
 ) -> Result<Link, Error> {
-    dial_in_turn(identity, code, addr, None, &ProofTurn::default()).await
+    let side = JoinerSide {
+        name: identity.name().to_owned(),
+        code: code.clone(),
+        link_port: None,
+        turn: ProofTurn::default(),
+    };
+    dial_in_turn(identity, &side, addr).await
 }
 
 async fn dial_in_turn(
     identity: &Identity,
-    code: &PairingCode,
+    side: &JoinerSide,
     addr: SocketAddr,
-    link_port: Option<u16>,
-    turn: &ProofTurn,
 ) -> Result<Link, Error> {
-    let config = tls::client_config(identity, code.fingerprint, crate::ALPN)?;
+    let config = tls::client_config(identity, side.code.fingerprint, crate::ALPN)?;
     let mut stream = tls::connect(config, addr).await?;
-    let mut done = turn.done.lock().await;
-    if *done {
-        return Err(Error::Superseded { addr });
-    }
     let mut exporter = [0u8; 32];
     stream
         .get_ref()
         .1
         .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+    let (name, link_port) = prove_as_joiner(&mut stream, side, &exporter, addr).await?;
+    Ok(Link::new(
+        host_peer(&side.code, name, addr, link_port),
+        tokio_rustls::TlsStream::Client(stream),
+    ))
+}
+
+/// The host as the joiner paired with it.
+pub(crate) fn host_peer(
+    code: &PairingCode,
+    name: String,
+    addr: SocketAddr,
+    link_port: Option<u16>,
+) -> PairedPeer {
+    PairedPeer {
+        id: code.device_id(),
+        name,
+        fingerprint: code.fingerprint,
+        addr,
+        link_port,
+    }
+}
+
+/// The joiner's side of a pairing on an open TLS stream to the code's host (its key pinned by
+/// the TLS handshake), whichever side dialled: prove first, check the host's proof, exchange
+/// names. Returns the host's name and link port.
+pub(crate) async fn prove_as_joiner<S>(
+    stream: &mut S,
+    side: &JoinerSide,
+    exporter: &[u8; 32],
+    addr: SocketAddr,
+) -> Result<(String, Option<u16>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut done = side.turn.done.lock().await;
+    if *done {
+        return Err(Error::Superseded { addr });
+    }
+    let code = &side.code;
     send(
-        &mut stream,
-        &Message::JoinerProof(code.secret.proof(Role::Joiner, &exporter)),
+        stream,
+        &Message::JoinerProof(code.secret.proof(Role::Joiner, exporter)),
     )
     .await?;
-    match read_message(&mut stream).await? {
-        Message::HostProof(proof) if code.secret.verify(Role::Host, &exporter, &proof) => {}
+    match read_message(stream).await? {
+        Message::HostProof(proof) if code.secret.verify(Role::Host, exporter, &proof) => {}
         Message::HostProof(_) => return Err(Error::HostProofInvalid { addr }),
         Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
         _ => {
@@ -116,38 +166,21 @@ async fn dial_in_turn(
     }
     // Both proofs checked. The code is spent only once the names are through: if this exchange
     // breaks, another of our dials may take its turn (the host keeps the code valid).
-    let (name, host_link_port) = exchange_names(identity, link_port, &mut stream).await?;
-    *done = true;
-    drop(done);
-    let peer = PairedPeer {
-        id: code.device_id(),
-        name,
-        fingerprint: code.fingerprint,
-        addr,
-        link_port: host_link_port,
-    };
-    Ok(Link::new(peer, tokio_rustls::TlsStream::Client(stream)))
-}
-
-async fn exchange_names(
-    identity: &Identity,
-    link_port: Option<u16>,
-    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-) -> Result<(String, Option<u16>), Error> {
     send(
         stream,
         &Message::Info {
-            name: identity.name().to_owned(),
-            link_port,
+            name: side.name.clone(),
+            link_port: side.link_port,
         },
     )
     .await?;
-    match read_message(stream).await? {
-        Message::Info { name, link_port } => Ok((name, link_port)),
-        _ => Err(Error::Malformed {
+    let Message::Info { name, link_port } = read_message(stream).await? else {
+        return Err(Error::Malformed {
             reason: "expected the host's info",
-        }),
-    }
+        });
+    };
+    *done = true;
+    Ok((name, link_port))
 }
 
 /// What a joiner holding `code` looks for: discoverers that dial known addresses or scan for the
@@ -165,21 +198,19 @@ pub fn join_target(code: &PairingCode) -> JoinTarget {
 /// The host a joiner holding a code looks for.
 struct Pairing {
     identity: Arc<Identity>,
-    code: PairingCode,
-    link_port: Option<u16>,
-    turn: ProofTurn,
+    side: Arc<JoinerSide>,
 }
 
 impl Target for Pairing {
     type Won = Link;
 
     fn matches(&self, peer: &Peer) -> bool {
-        peer.fingerprint == self.code.fingerprint
-            || peer.session_tag == Some(self.code.session_tag())
+        peer.fingerprint == self.side.code.fingerprint
+            || peer.session_tag == Some(self.side.code.session_tag())
     }
 
     fn dial_addr(&self, _peer: &Peer, mut addr: SocketAddr) -> Option<SocketAddr> {
-        addr.set_port(self.code.port);
+        addr.set_port(self.side.code.port);
         Some(addr)
     }
 
@@ -187,9 +218,7 @@ impl Target for Pairing {
         self: Arc<Self>,
         addr: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>> {
-        Box::pin(async move {
-            dial_in_turn(&self.identity, &self.code, addr, self.link_port, &self.turn).await
-        })
+        Box::pin(async move { dial_in_turn(&self.identity, &self.side, addr).await })
     }
 
     fn is_final(&self, error: &Error) -> bool {
@@ -199,7 +228,7 @@ impl Target for Pairing {
     }
 
     fn join_target(&self) -> JoinTarget {
-        join_target(&self.code)
+        join_target(&self.side.code)
     }
 }
 
@@ -224,10 +253,13 @@ pub async fn join(
         let code = code.await?;
         let _ = codes_tx.send(code.clone());
         Ok::<_, Error>(Arc::new(Pairing {
+            side: Arc::new(JoinerSide {
+                name: identity.name().to_owned(),
+                code,
+                link_port,
+                turn: ProofTurn::default(),
+            }),
             identity,
-            code,
-            link_port,
-            turn: ProofTurn::default(),
         }))
     };
     let race_options = RaceOptions {

@@ -294,6 +294,7 @@ impl Engine {
         packet.pairing_port = self.current.pairing_port;
         packet.session_tag = self.current.session_tag;
         packet.link_port = self.current.link_port;
+        packet.offer = self.current.offer;
         let bytes = packet.encode();
         let link = &mut self.links[index];
         match link.socket.send_to(&bytes, link.dest) {
