@@ -89,6 +89,12 @@ pub enum Command {
     },
     /// List the devices this one paired with.
     Peers,
+    /// Print the commands that let localpair's ports through this device's firewall.
+    Firewall {
+        /// Write the rules for this firewall instead of the one detected.
+        #[arg(long, value_enum, value_name = "FIREWALL")]
+        shell: Option<ShellArg>,
+    },
     /// Forget a known peer: it can no longer connect, nor be connected to.
     Forget {
         /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
@@ -128,4 +134,37 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .ok()
         .filter(|d| !d.is_zero() && d.as_secs() <= 24 * 3600)
         .ok_or_else(|| format!("`{text}`: expected more than 0 and at most 86400 seconds"))
+}
+
+/// The firewalls `localpair firewall` writes rules for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ShellArg {
+    /// Ubuntu's ufw.
+    Ufw,
+    /// firewalld.
+    Firewalld,
+    /// nftables.
+    Nft,
+    /// iptables and ip6tables.
+    Iptables,
+    /// Windows Defender Firewall (netsh).
+    Windows,
+    /// The macOS application firewall.
+    Macos,
+}
+
+impl ShellArg {
+    /// The diagnostics crate's name for it.
+    pub fn into_shell(self) -> localpair_diagnostics::firewall::Shell {
+        use localpair_diagnostics::firewall::Shell;
+        match self {
+            Self::Ufw => Shell::Ufw,
+            Self::Firewalld => Shell::Firewalld,
+            Self::Nft => Shell::Nft,
+            Self::Iptables => Shell::Iptables,
+            Self::Windows => Shell::Windows,
+            Self::Macos => Shell::Macos,
+        }
+    }
 }

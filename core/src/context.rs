@@ -205,6 +205,12 @@ impl Context {
         self.inner.advert.send_replace(advert);
     }
 
+    /// Changes the advert in place (the discoverers re-announce): several users of one context
+    /// (hosting, listening, offering) each change their own fields without undoing the others'.
+    pub fn update_advert(&self, change: impl FnOnce(&mut Advert)) {
+        self.inner.advert.send_modify(change);
+    }
+
     /// The current advert, and a receiver that wakes when it changes.
     pub fn advert(&self) -> watch::Receiver<Advert> {
         self.inner.advert.subscribe()

@@ -71,11 +71,11 @@ pub use check::SelfCheck;
 pub use config::{ChainMode, Config, Settings};
 pub use confirm::Confirmer;
 pub use context::{Advert, Context, JoinTarget, NoListener};
-pub use peer::{Offer, OfferTo};
 pub use discoverer::{PeerDiscoverer, PeerSink};
 pub use error::{Classify, Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};
 pub use peer::Peer;
+pub use peer::{Offer, OfferTo};
 pub use registry::Registry;
 pub use resolver::AddressResolver;
 

@@ -53,6 +53,13 @@ pub enum Error {
         /// The host's address.
         addr: SocketAddr,
     },
+    /// A device that offered the other direction was dialled, but did not prove it holds the
+    /// code (it sent a wrong proof, or came too late).
+    #[error("{addr}: the device that offered to be dialled did not prove it holds the code")]
+    JoinerRefused {
+        /// Where it was dialled.
+        addr: SocketAddr,
+    },
     /// Another connection to the same host paired first; this one was not used.
     #[error("{addr}: not needed, another address paired first")]
     Superseded {
@@ -122,7 +129,9 @@ impl Classify for Error {
             Self::Core(core) => core.failure_kind(),
             Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
             Self::Malformed { .. } => FailureKind::Protocol,
-            Self::Refused { .. } | Self::HostProofInvalid { .. } => FailureKind::Security,
+            Self::Refused { .. } | Self::HostProofInvalid { .. } | Self::JoinerRefused { .. } => {
+                FailureKind::Security
+            }
             Self::CodeExpired { .. } => FailureKind::Security,
             Self::Superseded { .. }
             | Self::JoinFailed { .. }

@@ -16,6 +16,7 @@ use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
 use crate::link::Link;
+use localpair_core::Peer;
 use localpair_core::bind::Fallback;
 use localpair_core::identity::{Fingerprint, Identity};
 use localpair_core::serve::{Admission, Limits, accept_loop};
@@ -142,6 +143,7 @@ pub struct PairingHost {
     code: PairingCode,
     local_addrs: Vec<SocketAddr>,
     fallback: Option<Fallback>,
+    offers: mpsc::Sender<Peer>,
     shared: Arc<Shared>,
     paired: tokio::sync::Mutex<mpsc::Receiver<(Paired, Link)>>,
     _stop: DropGuard,
@@ -197,6 +199,12 @@ impl PairingHost {
             shared.options.max_per_source,
             shared.options.handshake_timeout,
         );
+        let (offers, inbox) = mpsc::channel(crate::offer::OFFER_INBOX);
+        let dialer = crate::offer::OfferDialer::new(crate::offer::HostAnswer {
+            shared: Arc::clone(&shared),
+            tag: code.session_tag(),
+        });
+        tokio::spawn(dialer.run(inbox, stop.clone()));
         let serving = Arc::clone(&shared);
         tokio::spawn(accept_loop(
             listeners,
@@ -213,6 +221,7 @@ impl PairingHost {
             code,
             local_addrs,
             fallback: bound.fallback,
+            offers,
             shared,
             paired: tokio::sync::Mutex::new(paired_rx),
             _stop: stop.drop_guard(),
@@ -232,6 +241,16 @@ impl PairingHost {
     /// Every address the host listens on, one port.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Where to hand the devices discovery sees while hosting: a joiner that cannot reach this
+    /// host offers to be dialled instead (an [`Offer`](localpair_core::Offer) for this code's
+    /// session tag in its announcements), and the host dials it — keys pinned, proofs as
+    /// usual. Other sightings are ignored; when the inbox is full, sightings are dropped (the
+    /// joiner keeps announcing). At most [`MAX_OFFERS`](crate::MAX_OFFERS) offers are kept and
+    /// [`MAX_OFFER_DIALS`](crate::MAX_OFFER_DIALS) dialled at once.
+    pub fn offer_inbox(&self) -> mpsc::Sender<Peer> {
+        self.offers.clone()
     }
 
     /// Set when the configured port was taken and the OS chose another.
@@ -261,6 +280,16 @@ impl PairingHost {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The host's key and name.
+    pub(crate) fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// Whether a pairing completed and spent the code.
+    pub(crate) fn is_used(&self) -> bool {
+        self.lock().used
     }
 }
 
@@ -411,4 +440,3 @@ where
     .await?;
     Ok((name, link_port))
 }
-

@@ -14,11 +14,12 @@ use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
 use crate::code::{PairingCode, Role};
 use crate::error::Error;
 use crate::link::Link;
-use crate::race::{DialRecord, RaceOptions, Target, list_addresses, race};
-use localpair_core::chain::{DiscoverReport, DiscovererChain, explain};
+use crate::offer::OfferListener;
+use crate::race::{DialRecord, Lost, RaceOptions, Target, list_addresses, race};
+use localpair_core::chain::{DiscovererChain, explain};
 use localpair_core::identity::Identity;
 use localpair_core::tls;
-use localpair_core::{Context, JoinTarget, Peer};
+use localpair_core::{Context, JoinTarget, OfferTo, Peer};
 
 /// How a joiner dials.
 #[derive(Debug, Clone)]
@@ -35,6 +36,9 @@ pub struct JoinOptions {
     pub sightings: Option<mpsc::Sender<Peer>>,
     /// This device's link port, told to the host so it can reconnect later.
     pub link_port: Option<u16>,
+    /// Where this device listens when it offers the host the other direction (the host is
+    /// heard but no dial gets through): the pairing port unless set; 0 lets the OS choose.
+    pub offer_port: u16,
 }
 
 impl Default for JoinOptions {
@@ -45,6 +49,7 @@ impl Default for JoinOptions {
             max_parallel: 16,
             sightings: None,
             link_port: None,
+            offer_port: crate::host::DEFAULT_PORT,
         }
     }
 }
@@ -199,11 +204,11 @@ pub fn join_target(code: &PairingCode) -> JoinTarget {
 struct Pairing {
     identity: Arc<Identity>,
     side: Arc<JoinerSide>,
+    /// Where to listen when offering the other direction.
+    offer_port: u16,
 }
 
 impl Target for Pairing {
-    type Won = Link;
-
     fn matches(&self, peer: &Peer) -> bool {
         peer.fingerprint == self.side.code.fingerprint
             || peer.session_tag == Some(self.side.code.session_tag())
@@ -230,6 +235,13 @@ impl Target for Pairing {
     fn join_target(&self) -> JoinTarget {
         join_target(&self.side.code)
     }
+
+    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error> {
+        let mut listener =
+            OfferListener::for_host(&self.identity, Arc::clone(&self.side), self.offer_port)?;
+        listener.announce(ctx, OfferTo::Session(self.side.code.session_tag()));
+        Ok(listener)
+    }
 }
 
 /// Joins the host the code describes.
@@ -247,6 +259,7 @@ pub async fn join(
 ) -> Result<(Joined, Link), Error> {
     let identity = Arc::clone(ctx.identity());
     let link_port = options.link_port;
+    let offer_port = options.offer_port;
     // The code, kept for the failure message.
     let (codes_tx, codes_rx) = std::sync::mpsc::channel();
     let target = async move {
@@ -260,6 +273,7 @@ pub async fn join(
                 turn: ProofTurn::default(),
             }),
             identity,
+            offer_port,
         }))
     };
     let race_options = RaceOptions {
@@ -284,18 +298,15 @@ pub async fn join(
             }
             let code = codes_rx.try_recv().ok().filter(|_| lost.had_target);
             Err(Error::JoinFailed {
-                summary: summarize(code.as_ref(), &lost.dials, lost.report.as_ref()),
+                summary: summarize(code.as_ref(), &lost),
             })
         }
     }
 }
 
 /// "What was tried" and "what likely went wrong", in a sentence or three.
-fn summarize(
-    code: Option<&PairingCode>,
-    dials: &[DialRecord],
-    report: Option<&DiscoverReport>,
-) -> String {
+fn summarize(code: Option<&PairingCode>, lost: &Lost) -> String {
+    let (dials, report) = (&lost.dials, lost.report.as_ref());
     let Some(code) = code else {
         return "no pairing code arrived before the deadline".to_owned();
     };
@@ -331,6 +342,18 @@ fn summarize(
          that; discovery found it at an address where nothing listens for pairing",
         list_addresses(&code.candidates)
     );
+    // Heard announcing: the host is on this network and discovery reaches it.
+    let heard = lost.sightings.iter().find(|p| {
+        (p.fingerprint == code.fingerprint || p.session_tag == Some(code.session_tag()))
+            && crate::race::announced(p)
+    });
+    let all_timed_out = !errors.is_empty() && errors.iter().all(|e| e.contains("timed out"));
+    let firewalled = match heard {
+        Some(host) if all_timed_out => {
+            Some(firewall_hint("the host", host, code.port, lost.offered))
+        }
+        _ => None,
+    };
     let hint = if errors
         .iter()
         .any(|e| e.contains("does not match the pinned key"))
@@ -340,8 +363,12 @@ fn summarize(
         listens_only.as_str()
     } else if dials.is_empty() {
         "the host is not on this network (another subnet, a VPN, or Wi-Fi client isolation), or it stopped"
-    } else if errors.iter().all(|e| e.contains("timed out")) {
-        "packets to the host are dropped: a firewall on the host, or Wi-Fi client isolation"
+    } else if let Some(firewalled) = &firewalled {
+        firewalled.as_str()
+    } else if all_timed_out {
+        "nothing was heard from the host and every connection timed out: Wi-Fi client \
+         isolation or multicast filtering between the devices, or a firewall on the host \
+         (`localpair diagnose` on both tells which)"
     } else if errors.iter().any(|e| e.contains("refused")) {
         "nothing listens at those addresses any more: the host stopped or moved to another address"
     } else {
@@ -349,4 +376,29 @@ fn summarize(
     };
     out.push_str(&format!(". Likely: {hint}"));
     out
+}
+
+/// "Discovery works, connections do not": names the firewall that drops them. `who` was heard
+/// announcing (as `heard`) but every dial to its `port` timed out; `offered` is the port this
+/// device offered the other direction on, if it did (and nothing came).
+pub(crate) fn firewall_hint(who: &str, heard: &Peer, port: u16, offered: Option<u16>) -> String {
+    let at = heard
+        .addrs
+        .first()
+        .map(|a| format!(" at {}", a.ip()))
+        .unwrap_or_default();
+    let mut hint = format!(
+        "{who} is on this network (heard announcing{at} via {}) but a firewall on {who} drops \
+         incoming TCP {port}",
+        heard.strategy
+    );
+    match offered {
+        Some(offered) => hint.push_str(&format!(
+            "; this device offered the other direction on TCP {offered} and no connection \
+             arrived either: a firewall on this device drops incoming TCP {offered} too"
+        )),
+        None => hint.push_str("; the other direction was not tried"),
+    }
+    hint.push_str(". `localpair firewall` prints the rules that let localpair through");
+    hint
 }

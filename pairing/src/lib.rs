@@ -76,6 +76,7 @@ mod join;
 pub mod link;
 mod listen;
 mod nearby;
+mod offer;
 mod race;
 pub mod trust;
 mod wire;
@@ -100,6 +101,7 @@ pub use link::{Link, LinkListener};
 pub use listen::{ListenPlan, listen_addresses};
 pub use localpair_core::chain::Change;
 pub use nearby::{Nearby, Watching};
+pub use offer::{MAX_OFFER_DIALS, MAX_OFFERS};
 pub use race::DialRecord;
 
 /// ALPN of the pairing listener.

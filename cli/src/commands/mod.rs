@@ -3,6 +3,7 @@
 mod connect;
 mod diagnose;
 mod discover;
+mod firewall;
 mod host;
 mod join;
 mod listen;
@@ -33,6 +34,7 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
         Command::Connect { peer } => connect::run(args, peer),
         Command::Peers => peers::list(args),
         Command::Forget { peer } => peers::forget(args, peer),
+        Command::Firewall { shell } => firewall::run(args, *shell),
         Command::Diagnose {
             out,
             redact,

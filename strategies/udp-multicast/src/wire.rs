@@ -135,14 +135,11 @@ impl Packet {
             flags |= FLAG_LINK_PORT;
         }
         // A kind of offer this version cannot say is left out rather than sent wrong.
-        let offer = self
-            .offer
-            .filter(|o| o.port != 0)
-            .and_then(|o| match o.to {
-                OfferTo::Session(tag) => Some((o.port, OFFER_SESSION, tag)),
-                OfferTo::Device(id) => Some((o.port, OFFER_DEVICE, *id.as_bytes())),
-                _ => None,
-            });
+        let offer = self.offer.filter(|o| o.port != 0).and_then(|o| match o.to {
+            OfferTo::Session(tag) => Some((o.port, OFFER_SESSION, tag)),
+            OfferTo::Device(id) => Some((o.port, OFFER_DEVICE, *id.as_bytes())),
+            _ => None,
+        });
         if offer.is_some() {
             flags |= FLAG_OFFER;
         }
