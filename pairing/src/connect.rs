@@ -12,6 +12,7 @@ use localpair_core::identity::Identity;
 use localpair_core::{Context, Fingerprint, JoinTarget, OfferTo, Peer};
 use serde::Serialize;
 
+use crate::error::Attempted;
 use crate::link::{self, Link};
 use crate::offer::OfferListener;
 use crate::race::{DialRecord, Lost, Target};
@@ -99,17 +100,24 @@ impl Target for Reconnect {
 /// Why a reconnection failed, in words that say which side does not know whom.
 pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     let who = format!("{} [{}]", peer.label(), peer.id());
+    let discovery = lost
+        .report
+        .as_ref()
+        .map(|r| r.attempts.clone())
+        .unwrap_or_default();
     if let Some(Error::Refused {
         addr,
         refusal: Refusal::UnknownPeer,
     }) = &lost.refusal
     {
-        return Error::ConnectFailed {
-            summary: format!(
-                "{who} at {addr} refused the connection: it does not know this device (it forgot \
-                 it, or its trust store was reset); pair again"
-            ),
-        };
+        return Error::ConnectFailed(Box::new(Attempted {
+            tried: format!("{who} at {addr} refused the connection"),
+            likely: "it does not know this device (it forgot it, or its trust store was reset); \
+                     pair again"
+                .to_owned(),
+            dials: lost.dials,
+            discovery,
+        }));
     }
     if let Some(refusal) = lost.refusal {
         return refusal;
@@ -169,7 +177,7 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     } else {
         "the peer could not be reached at any address found for it"
     };
-    let discovery = lost
+    let explained = lost
         .report
         .as_ref()
         .map(|r| format!("; discovery: {}", explain(&r.attempts)))
@@ -179,7 +187,10 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     } else {
         format!("tried {}", tried.join("; "))
     };
-    Error::ConnectFailed {
-        summary: format!("{who}: {tried}{discovery}. Likely: {likely}"),
-    }
+    Error::ConnectFailed(Box::new(Attempted {
+        tried: format!("{who}: {tried}{explained}"),
+        likely: likely.to_owned(),
+        dials: lost.dials,
+        discovery,
+    }))
 }

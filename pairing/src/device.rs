@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use localpair_core::chain::{Change, Subscription, Watch, explain};
+use localpair_core::chain::{Change, Subscription, Watch};
 use localpair_core::config::Settings;
 use localpair_core::identity::Identity;
 use localpair_core::{Advert, ChainMode, Context, DiscovererChain, Peer, Registry, ResolverChain};
@@ -267,7 +267,7 @@ impl Device {
         let resolved = resolver.resolve(&self.ctx).await;
         let listen = listen_addresses(flow, &resolved.candidates, self.pairing.code_candidates)
             .ok_or_else(|| Error::NoAddress {
-                attempts: explain(&resolved.attempts),
+                attempts: resolved.attempts.clone(),
             })?;
         let options = HostOptions {
             flow,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
 use crate::code::{PairingCode, Role};
-use crate::error::Error;
+use crate::error::{Attempted, Error};
 use crate::link::Link;
 use crate::offer::OfferListener;
 use crate::race::{DialRecord, Lost, RaceOptions, Target, list_addresses, race};
@@ -297,18 +297,25 @@ pub async fn join(
                 return Err(refusal);
             }
             let code = codes_rx.try_recv().ok().filter(|_| lost.had_target);
-            Err(Error::JoinFailed {
-                summary: summarize(code.as_ref(), &lost),
-            })
+            let (tried, likely) = summarize(code.as_ref(), &lost);
+            Err(Error::JoinFailed(Box::new(Attempted {
+                tried,
+                likely,
+                discovery: lost.report.map(|r| r.attempts).unwrap_or_default(),
+                dials: lost.dials,
+            })))
         }
     }
 }
 
 /// "What was tried" and "what likely went wrong", in a sentence or three.
-fn summarize(code: Option<&PairingCode>, lost: &Lost) -> String {
+fn summarize(code: Option<&PairingCode>, lost: &Lost) -> (String, String) {
     let (dials, report) = (&lost.dials, lost.report.as_ref());
     let Some(code) = code else {
-        return "no pairing code arrived before the deadline".to_owned();
+        return (
+            "no pairing code arrived before the deadline".to_owned(),
+            "the code was not typed or pasted in time; start the join again".to_owned(),
+        );
     };
     let mut out = String::new();
     if dials.is_empty() {
@@ -374,8 +381,7 @@ fn summarize(code: Option<&PairingCode>, lost: &Lost) -> String {
     } else {
         "the host could not be reached"
     };
-    out.push_str(&format!(". Likely: {hint}"));
-    out
+    (out, hint.to_owned())
 }
 
 /// "Discovery works, connections do not": names the firewall that drops them. `who` was heard

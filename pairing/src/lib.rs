@@ -90,7 +90,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use config::{ConnectConfig, JoinConfig, PairingConfig};
 pub use connect::Connected;
 pub use device::{Device, Hosting, Listening};
-pub use error::Error;
+pub use error::{Attempted, Error};
 use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};
 pub use wire::Refusal;

@@ -1,4 +1,5 @@
-//! Pre-shared pairing, code in hand → paired; and the diagnostics report's run time.
+//! Pre-shared pairing, code in hand → paired (multicast working, UDP dropped, and in the other
+//! direction through a host firewall); and the diagnostics report's run time.
 
 use std::time::{Duration, Instant};
 
@@ -9,19 +10,23 @@ use crate::table::Table;
 use crate::{Options, json_run};
 
 pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
-    for udp_dropped in [false, true] {
+    let cases = [
+        "pairing (pre-shared), multicast working",
+        "pairing (pre-shared), all UDP dropped: direct dial",
+        "pairing (pre-shared), the host's firewall drops incoming TCP: other direction",
+    ];
+    for (case, label) in cases.into_iter().enumerate() {
         let lab = Lab::new("bench_pair")?;
         let host = lab.add_host(HostSpec::new())?;
         let joiner = lab.add_host(HostSpec::new())?;
-        if udp_dropped {
-            host.drop_udp()?;
-            joiner.drop_udp()?;
+        match case {
+            1 => {
+                host.drop_udp()?;
+                joiner.drop_udp()?;
+            }
+            2 => host.drop_incoming_tcp()?,
+            _ => {}
         }
-        let label = if udp_dropped {
-            "pairing (pre-shared), all UDP dropped: direct dial"
-        } else {
-            "pairing (pre-shared), multicast working"
-        };
         let mut inside = Vec::new();
         let mut wall = Vec::new();
         let mut via = std::collections::BTreeMap::<String, usize>::new();
