@@ -19,6 +19,7 @@ mod commands;
 mod error;
 mod logging;
 mod output;
+mod progress;
 mod qr;
 
 use std::ffi::OsString;

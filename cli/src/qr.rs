@@ -57,13 +57,16 @@ fn modules(code: &QrCode) -> (usize, Vec<bool>) {
     (size, out)
 }
 
-/// Two rows per line with half blocks, drawn black on an explicit white background so it scans
-/// on dark and light terminal themes alike.
-pub(crate) fn terminal(text: &str) -> Result<String, Error> {
+/// Two rows per line with half blocks. With `colour` (a terminal, no `NO_COLOR`) it is drawn
+/// black on an explicit white background so it scans on dark and light themes alike; without,
+/// it is plain text (dark modules as blocks), fit for a pipe or a file.
+pub(crate) fn terminal(text: &str, colour: bool) -> Result<String, Error> {
     let (size, dark) = modules(&encode(text)?);
     let mut out = String::new();
     for y in (0..size).step_by(2) {
-        out.push_str("\x1b[30;107m");
+        if colour {
+            out.push_str("\x1b[30;107m");
+        }
         for x in 0..size {
             let top = dark[y * size + x];
             let bottom = y + 1 < size && dark[(y + 1) * size + x];
@@ -74,7 +77,10 @@ pub(crate) fn terminal(text: &str) -> Result<String, Error> {
                 (false, false) => ' ',
             });
         }
-        out.push_str("\x1b[0m\n");
+        if colour {
+            out.push_str("\x1b[0m");
+        }
+        out.push('\n');
     }
     Ok(out)
 }
@@ -155,9 +161,21 @@ mod tests {
         // Version 4 (33 modules) holds 90 alphanumeric characters at level M; version 5 (37)
         // holds 122: a two-address code is about 110.
         assert!(code.width() <= 37, "{}", code.width());
-        let text = terminal(CODE).unwrap();
+        let text = terminal(CODE, true).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), (code.width() + 2 * QUIET_ZONE).div_ceil(2));
+        assert!(text.contains("\x1b["));
+    }
+
+    #[test]
+    fn a_qr_for_a_pipe_or_with_no_color_is_plain_text() {
+        let coloured = terminal(CODE, true).unwrap();
+        let plain = terminal(CODE, false).unwrap();
+        assert!(!plain.contains('\x1b'), "escapes in {plain:?}");
+        assert_eq!(plain.lines().count(), coloured.lines().count());
+        // The same modules, only the escapes are gone.
+        let stripped = coloured.replace("\x1b[30;107m", "").replace("\x1b[0m", "");
+        assert_eq!(plain, stripped);
     }
 
     #[test]

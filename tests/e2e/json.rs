@@ -188,3 +188,31 @@ fn every_command_prints_one_versioned_object_on_success_and_on_failure() {
     object(&report, &["checks"]);
     lab.teardown().unwrap();
 }
+
+#[test]
+fn output_through_pipes_is_plain_text() {
+    let lab = lab_or_skip!("plain_pipes");
+    let desk = lab.add_host(HostSpec::new().name("desk")).unwrap();
+    for json in [false, true] {
+        let mut args = vec!["-vv", "host", "--qr", "terminal"];
+        if json {
+            args.insert(0, "--json");
+        }
+        // The code expires at once: the run is short, and its log and QR are complete.
+        let ran = Localpair::on(&desk)
+            .unwrap()
+            .config("[pairing]\ncode_ttl_ms = 300\n")
+            .unwrap()
+            .args(args)
+            .run(CLI_TIMEOUT)
+            .unwrap();
+        assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+        // The QR is there (stdout, or stderr with --json) and so is the log, without escapes.
+        let drawing = if json { &ran.stderr } else { &ran.stdout };
+        assert!(drawing.contains('█'), "no QR drawn:\n{drawing}");
+        assert!(ran.stderr.contains("DEBUG"), "no log:\n{}", ran.stderr);
+        assert!(!ran.stdout.contains('\u{1b}'), "escapes on stdout:\n{}", ran.stdout);
+        assert!(!ran.stderr.contains('\u{1b}'), "escapes on stderr:\n{}", ran.stderr);
+    }
+    lab.teardown().unwrap();
+}

@@ -1,5 +1,6 @@
 //! `localpair host`.
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use localpair_pairing::code::Flow;
@@ -94,7 +95,13 @@ fn show_code(
     }
     match target {
         QrTarget::Terminal => {
-            let drawing = qr::terminal(&text)?;
+            // With --json the drawing goes to stderr, beside the progress lines.
+            let to_terminal = if args.json {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            };
+            let drawing = qr::terminal(&text, crate::progress::colour(to_terminal))?;
             if args.json {
                 progress(&drawing);
             } else {

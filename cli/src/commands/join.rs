@@ -11,6 +11,7 @@ use super::{block_on, describe_peer, device, interrupted, load, paired_line, pro
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
+use crate::progress::Spinner;
 
 /// A code longer than this on stdin is not a code; stop reading there.
 const MAX_LINE: u64 = 4096;
@@ -41,26 +42,43 @@ pub(super) fn run(args: &Args, code: Option<&str>, save: bool) -> Result<(), Err
     let joined = block_on(async {
         let device = device(settings, registry)?.saving(save);
         let (seen_tx, mut seen_rx) = mpsc::channel(64);
+        // While a code is typed on this terminal, nothing else draws on it.
+        let typing = given.is_none() && std::io::stdin().is_terminal();
+        let spinner = Spinner::hidden(args, "looking for devices and for the host");
+        if !typing {
+            spinner.show();
+        }
+        let after_typing = spinner.clone();
+        let shown = spinner.clone();
         let printer = tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
             while let Some(peer) = seen_rx.recv().await {
-                progress(&format!("found {}", describe_peer(&peer)));
+                shown.line(&format!("found {}", describe_peer(&peer)));
+                seen.insert(peer.fingerprint);
+                shown.say(format!(
+                    "trying every address found for the host ({} device(s) seen)",
+                    seen.len()
+                ));
             }
         });
         let code = async move {
-            match given {
+            let code = match given {
                 Some(code) => Ok(code),
                 None => tokio::task::spawn_blocking(read_code_line)
                     .await
                     .unwrap_or(Err(localpair_pairing::Error::CorruptedCode {
                         reason: "the stdin reader failed",
                     })),
-            }
+            };
+            after_typing.show();
+            code
         };
         let joined = tokio::select! {
             joined = device.join(code, Some(seen_tx)) => joined,
             () = interrupted() => return Err(Error::Interrupted),
         };
         printer.abort();
+        spinner.clear();
         let (joined, mut link) = joined.map_err(|e| match e {
             e @ (localpair_pairing::Error::CorruptedCode { .. }
             | localpair_pairing::Error::NewerCode { .. }) => Error::Usage(e),
