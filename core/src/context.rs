@@ -192,6 +192,14 @@ impl Context {
         self.inner.filter.list()
     }
 
+    /// Why [`Context::interfaces`] leaves a strategy nothing to work with: only loopback is up,
+    /// or `[interfaces]` filtered the rest out (see [`InterfaceFilter::why_none`]).
+    ///
+    /// [`InterfaceFilter::why_none`]: crate::interfaces::InterfaceFilter::why_none
+    pub fn why_no_interfaces(&self) -> String {
+        self.inner.filter.why_none_now()
+    }
+
     /// The confirmation listener, or an error a strategy can return as is.
     pub fn confirmer(&self) -> Result<&Confirmer, StrategyError> {
         self.inner

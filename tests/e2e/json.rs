@@ -211,8 +211,16 @@ fn output_through_pipes_is_plain_text() {
         let drawing = if json { &ran.stderr } else { &ran.stdout };
         assert!(drawing.contains('█'), "no QR drawn:\n{drawing}");
         assert!(ran.stderr.contains("DEBUG"), "no log:\n{}", ran.stderr);
-        assert!(!ran.stdout.contains('\u{1b}'), "escapes on stdout:\n{}", ran.stdout);
-        assert!(!ran.stderr.contains('\u{1b}'), "escapes on stderr:\n{}", ran.stderr);
+        assert!(
+            !ran.stdout.contains('\u{1b}'),
+            "escapes on stdout:\n{}",
+            ran.stdout
+        );
+        assert!(
+            !ran.stderr.contains('\u{1b}'),
+            "escapes on stderr:\n{}",
+            ran.stderr
+        );
     }
     lab.teardown().unwrap();
 }

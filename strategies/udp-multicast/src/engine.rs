@@ -102,11 +102,7 @@ impl Engine {
         let interfaces = ctx.interfaces()?;
         let (specs, skipped) = socket::select(&interfaces, config.ipv6);
         if specs.is_empty() {
-            let detail = if interfaces.is_empty() {
-                "no interface passes [interfaces] allow/deny".to_owned()
-            } else {
-                skipped.join("; ")
-            };
+            let detail = socket::no_link_detail(ctx, &skipped);
             return Err(Error::NoInterfaces { detail });
         }
         // Without a listener we still announce, with port 0: peers find us but cannot report.
