@@ -513,6 +513,21 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_key_as_written_once_without_internal_prefixes() {
+        let err = Settings::load(Source::Toml("[resolve]\nordr = 3\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid config: `resolve.ordr`: unknown key `ordr`; expected one of `order`, `mode`"), "{err}");
+        assert!(!err.contains("default."), "{err}");
+        assert!(!err.contains("``"), "{err}");
+        assert_eq!(err.matches("resolve.ordr").count(), 1, "{err}");
+        let err = Settings::load(Source::Toml("[discover]\nmode = \"fast\"\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`discover.mode`: unknown value `fast`; expected one of `sequential`, `staggered`, `all`"), "{err}");
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = Settings::load(Source::File("/nonexistent/localpair.toml".into())).unwrap_err();
         assert!(matches!(err, Error::ConfigFileMissing { .. }));
