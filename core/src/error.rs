@@ -327,26 +327,6 @@ impl Classify for Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_impostor_outranks_a_failed_handshake() {
-        let impostor: StrategyError = Error::KeyMismatch {
-            addr: "10.0.0.2:4000".parse().unwrap(),
-            expected: crate::Fingerprint::from_bytes([1; 32]),
-            got: crate::Fingerprint::from_bytes([2; 32]),
-        }
-        .into();
-        let handshake: StrategyError =
-            Error::Tls(rustls::Error::General("handshake failed".to_owned())).into();
-        assert_eq!(impostor.kind(), FailureKind::Security);
-        assert_eq!(handshake.kind(), FailureKind::Protocol);
-        assert!(impostor.kind() > handshake.kind());
-    }
-}
-
 /// A figment error in the user's terms: the key as written (`resolve.ordr` in a file, the
 /// variable's name in the environment), where it came from, and what is wrong with it, each
 /// once. Figment's own message prefixes the profile (`default.`) and quotes lists twice.
@@ -405,4 +385,24 @@ pub(crate) fn describe_config_error(error: &figment::Error) -> String {
         out.push_str(&format!("; and {more} more"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impostor_outranks_a_failed_handshake() {
+        let impostor: StrategyError = Error::KeyMismatch {
+            addr: "10.0.0.2:4000".parse().unwrap(),
+            expected: crate::Fingerprint::from_bytes([1; 32]),
+            got: crate::Fingerprint::from_bytes([2; 32]),
+        }
+        .into();
+        let handshake: StrategyError =
+            Error::Tls(rustls::Error::General("handshake failed".to_owned())).into();
+        assert_eq!(impostor.kind(), FailureKind::Security);
+        assert_eq!(handshake.kind(), FailureKind::Protocol);
+        assert!(impostor.kind() > handshake.kind());
+    }
 }
