@@ -6,7 +6,22 @@ use clap::{Parser, Subcommand};
 
 /// Find devices on the local network and pair with them securely.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "localpair", version, about)]
+#[command(
+    name = "localpair",
+    version,
+    about = "Find devices on the local network and pair with them securely",
+    long_about = "Find devices on the local network and pair with them securely.\n\n\
+        localpair finds the other devices on this network (UDP multicast, mDNS, the addresses in a \
+        pairing code, a scan), pairs two of them with a code shown as a QR or copied (pinned TLS \
+        1.3 keys and a one-time secret that never crosses the network), remembers the pairing so \
+        they reconnect later without a code, and explains, when something fails, exactly why: \
+        which address, which firewall, which network rule.",
+    after_help = "Examples:\n  \
+        localpair host                      # show a pairing code and its QR, wait\n  \
+        localpair join LP:AEAK...           # pair with it from another device\n  \
+        localpair connect desk < file       # later: send to a paired device, no code\n  \
+        localpair diagnose                  # why can't this device pair here?"
+)]
 #[non_exhaustive]
 pub struct Args {
     /// Read this config file (it must exist) instead of ./localpair.toml.
@@ -38,10 +53,17 @@ pub struct Args {
 #[non_exhaustive]
 pub enum Command {
     /// List registered strategies (name, kind, crate).
+    #[command(after_help = "Examples:\n  localpair strategies\n  localpair --json strategies")]
     Strategies,
     /// Run the resolver chain: which of my addresses can a peer reach?
+    #[command(
+        after_help = "Examples:\n  localpair resolve\n  localpair --json resolve | jq '.candidates[0].ip'"
+    )]
     Resolve,
     /// Announce this device and list the peers found.
+    #[command(
+        after_help = "Examples:\n  localpair discover\n  localpair discover --count 1 --timeout 10\n  localpair --json discover --watch"
+    )]
     Discover {
         /// Listen this many seconds (default: `discover.deadline_ms`).
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
@@ -55,6 +77,9 @@ pub enum Command {
         watch: bool,
     },
     /// Start pairing: print the code and its QR, wait for one peer.
+    #[command(
+        after_help = "Examples:\n  localpair host\n  localpair host --flow post --qr png:code.png\n  localpair --json host --qr none"
+    )]
     Host {
         /// pre: show the code first, the joiner discovers afterwards (listens on all addresses);
         /// post: devices discover each other first, the code confirms (listens on the confirmed
@@ -69,6 +94,9 @@ pub enum Command {
         no_save: bool,
     },
     /// Pair with a host, from its code (the argument, or a line on stdin).
+    #[command(
+        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join"
+    )]
     Join {
         /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
         code: Option<String>,
@@ -77,31 +105,43 @@ pub enum Command {
         no_save: bool,
     },
     /// Accept connections from known peers; what they send goes to stdout.
+    #[command(after_help = "Examples:\n  localpair listen\n  localpair listen --once > dir.tar")]
     Listen {
         /// Exit 0 after the first connection closes.
         #[arg(long)]
         once: bool,
     },
     /// Connect to a known peer without a code; stdin goes to it, what it sends to stdout.
+    #[command(
+        after_help = "Examples:\n  tar c dir | localpair connect desk\n  localpair connect a1b2c3d4 < notes.txt"
+    )]
     Connect {
         /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
         peer: String,
     },
     /// List the devices this one paired with.
+    #[command(after_help = "Examples:\n  localpair peers\n  localpair --json peers")]
     Peers,
     /// Print the commands that let localpair's ports through this device's firewall.
+    #[command(
+        after_help = "Examples:\n  localpair firewall\n  localpair firewall --shell ufw | sudo sh"
+    )]
     Firewall {
         /// Write the rules for this firewall instead of the one detected.
         #[arg(long, value_enum, value_name = "FIREWALL")]
         shell: Option<ShellArg>,
     },
     /// Forget a known peer: it can no longer connect, nor be connected to.
+    #[command(after_help = "Examples:\n  localpair forget desk\n  localpair forget a1b2c3d4")]
     Forget {
         /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
         peer: String,
     },
     /// Run the diagnostics report: why can (or can't) this device pair here? Sends multicast,
     /// mDNS and connections to the peers found, on the local network only.
+    #[command(
+        after_help = "Examples:\n  localpair diagnose\n  localpair diagnose --redact --out report.json"
+    )]
     Diagnose {
         /// Also save the JSON report to FILE (for a bug report); text still goes to stdout
         /// unless --json.
@@ -114,6 +154,19 @@ pub enum Command {
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
         window: Option<std::time::Duration>,
     },
+    /// Print a shell completion script for localpair.
+    #[command(
+        after_help = "Examples:\n  localpair completions bash > ~/.local/share/bash-completion/completions/localpair\n  localpair completions zsh > ~/.zfunc/_localpair\n  localpair completions fish > ~/.config/fish/completions/localpair.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these options.
+    #[command(
+        after_help = "Examples:\n  localpair man | man -l -\n  localpair man > /usr/local/share/man/man1/localpair.1"
+    )]
+    Man,
 }
 
 /// `--flow`.

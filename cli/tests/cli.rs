@@ -286,3 +286,79 @@ fn peers_lists_nothing_on_a_new_device_as_json() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definition_as_help() {
+    for (shell, marker) in [
+        ("bash", "_localpair()"),
+        ("zsh", "#compdef localpair"),
+        ("fish", "complete -c localpair"),
+        ("powershell", "Register-ArgumentCompleter"),
+        ("elvish", "edit:completion:arg-completer[localpair]"),
+    ] {
+        let out = localpair(&["completions", shell], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(text.contains(marker), "{shell}: {text}");
+        // Every subcommand is offered.
+        for command in ["host", "join", "connect", "firewall", "diagnose"] {
+            assert!(text.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let man = localpair(&["man"], None);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH localpair 1"),
+        "{page}"
+    );
+    assert!(page.contains("pair with them securely"), "{page}");
+}
+
+#[test]
+fn every_help_ends_with_examples_and_the_top_one_says_what_localpair_does() {
+    let top = localpair(&["--help"], None);
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        text.contains("localpair finds the other devices on this network"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .rev()
+            .take(5)
+            .any(|l| l.contains("localpair host")),
+        "{text}"
+    );
+    for command in [
+        "strategies",
+        "resolve",
+        "discover",
+        "host",
+        "join",
+        "listen",
+        "connect",
+        "peers",
+        "forget",
+        "firewall",
+        "diagnose",
+        "completions",
+        "man",
+    ] {
+        let help = localpair(&[command, "--help"], None);
+        let text = String::from_utf8_lossy(&help.stdout);
+        let tail = text.trim_end();
+        let examples = tail
+            .rfind("Examples:")
+            .unwrap_or_else(|| panic!("{command}: {text}"));
+        assert!(
+            tail[examples..]
+                .lines()
+                .skip(1)
+                .all(|l| l.trim_start().starts_with("localpair")
+                    || l.contains("| localpair")
+                    || l.contains("| sudo")),
+            "{command}: examples are not last: {text}"
+        );
+    }
+}

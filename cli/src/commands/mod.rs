@@ -3,6 +3,7 @@
 mod connect;
 mod diagnose;
 mod discover;
+mod docs;
 mod firewall;
 mod host;
 mod join;
@@ -35,6 +36,8 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
         Command::Peers => peers::list(args),
         Command::Forget { peer } => peers::forget(args, peer),
         Command::Firewall { shell } => firewall::run(args, *shell),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
         Command::Diagnose {
             out,
             redact,
