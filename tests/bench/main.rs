@@ -5,7 +5,7 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `reconnect`,
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `failfast`, `diagnose`, `laptops`, `reconnect`,
 //! `throughput`, `scale` (default:
 //! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
@@ -89,6 +89,7 @@ fn main() -> std::process::ExitCode {
     run("discover", &discover::bench);
     run("zeroconf", &discover::zeroconf);
     run("pair", &pair::bench);
+    run("failfast", &pair::failfast);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);
     run("reconnect", &paired::reconnect);
