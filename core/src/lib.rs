@@ -51,6 +51,9 @@ mod context;
 mod discoverer;
 mod error;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod interfaces;
 mod peer;

@@ -10,7 +10,7 @@
 //! ([`report_observation`]); the report is a hint, kept in a small bounded list, which the
 //! `peer-observed` resolver self-confirms before using.
 
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
