@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 #[command(name = "localpair", version, about)]
 #[non_exhaustive]
 pub struct Args {
-    /// Read this config file (it must exist) instead of ./localpair.toml.
+    /// Read this config file (it must exist) instead of ./localpair.toml. Either must belong to
+    /// you or root and must not be writable by group or others, as ssh requires of its config.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print exactly one JSON object on stdout; progress goes to stderr.
