@@ -276,19 +276,6 @@ impl Identity {
     }
 }
 
-/// Parses the contents of a key file (`origin` names it in errors). Untrusted bytes: never
-/// panics (fuzzed: `fuzz/fuzz_targets/key_file.rs`).
-pub(crate) fn parse_key(pem: &[u8], origin: &Path) -> Result<KeyPair, Error> {
-    let pem = std::str::from_utf8(pem).map_err(|_| {
-        identity_error(
-            origin,
-            "is not a PEM key (not text); move it away to start anew",
-        )
-    })?;
-    KeyPair::from_pem(pem)
-        .map_err(|e| identity_error(origin, format!("{e}; move it away to start anew")))
-}
-
 /// The machine's host name, or `localpair` when it cannot be read.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -305,6 +292,19 @@ fn identity_error(path: &Path, error: impl fmt::Display) -> Error {
         path: path.to_path_buf(),
         reason: error.to_string(),
     }
+}
+
+/// Parses the contents of a key file (`origin` names it in errors). Untrusted bytes: never
+/// panics (fuzzed: `fuzz/fuzz_targets/key_file.rs`).
+pub(crate) fn parse_key(pem: &[u8], origin: &Path) -> Result<KeyPair, Error> {
+    let pem = std::str::from_utf8(pem).map_err(|_| {
+        identity_error(
+            origin,
+            "is not a PEM key (not text); move it away to start anew",
+        )
+    })?;
+    KeyPair::from_pem(pem)
+        .map_err(|e| identity_error(origin, format!("{e}; move it away to start anew")))
 }
 
 /// `N` bytes from the OS random generator (ring's `SystemRandom`): codes, secrets, nonces.
