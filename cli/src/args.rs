@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
 )]
 #[non_exhaustive]
 pub struct Args {
-    /// Read this config file (it must exist) instead of ./localpair.toml.
+    /// Read this config file (it must exist) instead of ./localpair.toml. Either must belong to
+    /// you or root and must not be writable by group or others, as ssh requires of its config.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print exactly one JSON object on stdout; progress goes to stderr.
@@ -89,17 +90,28 @@ pub enum Command {
         /// Where the QR code goes: terminal, none, png:FILE or svg:FILE.
         #[arg(long, default_value = "terminal", value_name = "TARGET")]
         qr: crate::qr::QrTarget,
+        /// Leave the PNG or SVG file of --qr in place when hosting ends (it is removed by
+        /// default: it holds the code's secret).
+        #[arg(long)]
+        keep_qr: bool,
         /// Do not save the device that joins in the trust store.
         #[arg(long)]
         no_save: bool,
     },
-    /// Pair with a host, from its code (the argument, or a line on stdin).
+    /// Pair with a host, from its code (a line on stdin, --code-file, or the argument).
     #[command(
-        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join"
+        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join --code-file code.txt\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join"
     )]
     Join {
-        /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
+        /// The pairing code (`LP:...`). Prefer stdin or --code-file: the command line of a process
+        /// is visible to every local user (`ps`), and the code holds the secret while it is valid.
+        /// With neither, the code is read from stdin while discovery already runs.
+        #[arg(conflicts_with = "code_file")]
         code: Option<String>,
+        /// Read the code from FILE (at most 4096 bytes); a warning says so when other users can
+        /// read it.
+        #[arg(long, value_name = "FILE")]
+        code_file: Option<PathBuf>,
         /// Do not save the host in the trust store.
         #[arg(long)]
         no_save: bool,

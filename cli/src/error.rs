@@ -45,6 +45,14 @@ pub enum Error {
     /// parse, an unknown or ambiguous peer, a key or trust store that cannot be used.
     #[error("{0}")]
     Usage(#[source] localpair_pairing::Error),
+    /// `join --code-file` names a file that cannot be read as a code (exit 2).
+    #[error("code file {}: {reason}", path.display())]
+    CodeFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Hosting or joining a pairing failed (exit 1).
     #[error("{0}")]
     Pairing(#[source] localpair_pairing::Error),
@@ -74,7 +82,7 @@ impl Error {
     /// 2 for bad usage or configuration, 1 for a failed operation.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Usage(_) => 2,
+            Self::Config(_) | Self::Usage(_) | Self::CodeFile { .. } => 2,
             _ => 1,
         }
     }
@@ -88,6 +96,7 @@ impl Error {
             Self::Runtime(_) => "runtime",
             Self::Output(_) => "output",
             Self::Qr(_) | Self::Png { .. } | Self::File { .. } => "file",
+            Self::CodeFile { .. } => "bad-code",
             Self::Usage(Pairing::UnknownPeer { .. }) => "unknown-peer",
             Self::Usage(Pairing::AmbiguousPeer { .. }) => "ambiguous-peer",
             Self::Usage(Pairing::CorruptedCode { .. } | Pairing::NewerCode { .. }) => "bad-code",

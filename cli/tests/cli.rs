@@ -207,6 +207,76 @@ fn example_config_documents_the_defaults() {
     );
 }
 
+#[test]
+fn a_config_file_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = state("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shared.toml");
+    std::fs::write(&path, "[resolve]\nstagger_ms = 10\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let config = path.to_str().unwrap();
+    let out = localpair(&["--config", config, "--ephemeral", "peers"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("chmod go-w {config}")), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = localpair(&["--config", config, "--ephemeral", "peers"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn join_reads_the_code_from_a_file_and_says_what_is_wrong_with_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = state("code-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("code.txt");
+    let file_arg = file.to_str().unwrap();
+
+    // Missing, too long, not a code: bad usage (2), found before anything is sent.
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("code file {file_arg}")),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&file, "A".repeat(5000)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("longer than 4096 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&file, "LP:AAAA\n").unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("corrupted"), "{err}");
+    assert!(
+        !err.contains("warning"),
+        "a private file is not warned about: {err}"
+    );
+
+    // Readable by others: used, with a warning naming the fix.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("chmod 600 {file_arg}")), "{err}");
+
+    // Both a code argument and a file: bad usage.
+    let out = localpair(
+        &["--ephemeral", "join", "LP:AAAA", "--code-file", file_arg],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A private state directory for one test.
 fn state(tag: &str) -> PathBuf {
     let dir =

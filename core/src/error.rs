@@ -19,6 +19,17 @@ pub enum Error {
         /// The path that was given.
         path: PathBuf,
     },
+    /// A config file that cannot be used: unreadable, not a regular file, or one another user
+    /// could have written (owned by someone else than this user or root, or writable by group or
+    /// others), which is refused as ssh refuses such a config: it decides what runs and where the
+    /// device key lives.
+    #[error("config file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
     /// A config value has the wrong type or shape; the message names the key as the user wrote
     /// it (the TOML key, or the environment variable) and where it came from.
     #[error("invalid config: {}", describe_config_error(.0))]
@@ -304,6 +315,7 @@ impl Classify for Error {
     fn failure_kind(&self) -> FailureKind {
         match self {
             Self::ConfigFileMissing { .. }
+            | Self::ConfigFile { .. }
             | Self::Config(_)
             | Self::UnknownStrategy { .. }
             | Self::UnknownStrategyTable { .. }

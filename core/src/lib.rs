@@ -53,6 +53,9 @@ mod context;
 mod discoverer;
 mod error;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod interfaces;
 pub mod peer;

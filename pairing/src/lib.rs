@@ -71,6 +71,9 @@ mod config;
 mod connect;
 mod device;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod join;
 pub mod link;

@@ -62,7 +62,9 @@ fn save(report: &Report, path: &Path) -> Result<(), Error> {
     };
     let mut text = serde_json::to_string_pretty(report).map_err(|e| file_error(e.into()))?;
     text.push('\n');
-    std::fs::write(path, text).map_err(file_error)
+    // The report names this machine's addresses, interfaces and peers: 0600, written atomically
+    // and never through a symbolic link, like every file localpair writes.
+    localpair_core::state::write_private(path, text.as_bytes()).map_err(file_error)
 }
 
 fn show_progress(bar: Spinner) -> diagnostics::Progress {
