@@ -24,8 +24,10 @@ use clap::{Parser, Subcommand};
 )]
 #[non_exhaustive]
 pub struct Args {
-    /// Read this config file (it must exist) instead of ./localpair.toml. Either must belong to
-    /// you or root and must not be writable by group or others, as ssh requires of its config.
+    /// Read this config file (it must exist). Without it: the file LOCALPAIR_CONFIG names, else
+    /// the first found of ./localpair.toml, $XDG_CONFIG_HOME/localpair/config.toml (or the
+    /// platform's config directory), /etc/localpair/config.toml. A config file must belong to you
+    /// or root and must not be writable by group or others, as ssh requires of its config.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print exactly one JSON object on stdout; progress goes to stderr.
@@ -166,6 +168,12 @@ pub enum Command {
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
         window: Option<std::time::Duration>,
     },
+    /// Print the effective settings and where each value came from (default, which config file,
+    /// which environment variable, which flag), and which files were looked for.
+    #[command(
+        after_help = "Examples:\n  localpair config\n  LOCALPAIR_RESOLVE__MODE=all localpair config | grep resolve.mode\n  localpair --json config | jq '.settings[] | select(.from != \"default\")'"
+    )]
+    Config,
     /// Print a shell completion script for localpair.
     #[command(
         after_help = "Examples:\n  localpair completions bash > ~/.local/share/bash-completion/completions/localpair\n  localpair completions zsh > ~/.zfunc/_localpair\n  localpair completions fish > ~/.config/fish/completions/localpair.fish"

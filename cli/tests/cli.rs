@@ -20,6 +20,7 @@ fn localpair(args: &[&str], config: Option<&str>) -> Output {
         .current_dir(&dir)
         .env("HOME", &dir)
         .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("LOCALPAIR_") {
@@ -431,4 +432,74 @@ fn every_help_ends_with_examples_and_the_top_one_says_what_localpair_does() {
             "{command}: examples are not last: {text}"
         );
     }
+}
+
+#[test]
+fn config_shows_each_value_and_where_it_came_from() {
+    let dir = std::env::temp_dir().join(format!("localpair-cli-config-{}", std::process::id()));
+    let xdg = dir.join("config/localpair");
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::write(xdg.join("config.toml"), "[discover]\nstagger_ms = 40\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_localpair"));
+        command
+            .current_dir(&dir)
+            .env("HOME", &dir)
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("LOCALPAIR_RESOLVE__MODE", "all")
+            .env_remove("LOCALPAIR_CONFIG")
+            .args(args);
+        command.output().unwrap()
+    };
+
+    let out = run(&["--json", "--ephemeral", "config"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], 1);
+    let file = xdg.join("config.toml").display().to_string();
+    assert_eq!(report["file"], file.as_str(), "found in $XDG_CONFIG_HOME");
+    assert_eq!(report["looked_in"][0], "localpair.toml");
+    let settings = report["settings"].as_array().unwrap();
+    let find = |key: &str| {
+        settings
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in {report:#}"))
+    };
+    assert_eq!(find("discover.stagger_ms")["from"], "file");
+    assert_eq!(find("discover.stagger_ms")["source"], file.as_str());
+    assert_eq!(find("discover.stagger_ms")["value"], 40);
+    assert_eq!(find("resolve.mode")["from"], "environment");
+    assert_eq!(find("resolve.mode")["source"], "LOCALPAIR_RESOLVE__MODE");
+    assert_eq!(find("device.ephemeral")["from"], "flag");
+    assert_eq!(find("device.ephemeral")["source"], "--ephemeral");
+    // The applications' sections are listed with their defaults.
+    assert_eq!(find("pairing.port")["value"], 19537);
+    assert_eq!(find("pairing.port")["from"], "default");
+    assert_eq!(find("diagnostics.reach_timeout_ms")["from"], "default");
+
+    // The same as text: one `key = value  # origin` line per setting.
+    let out = run(&["config"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("# config file: {file}\n")),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("resolve.mode = "))
+        .unwrap();
+    assert!(
+        line.contains("\"all\"") && line.ends_with("# environment LOCALPAIR_RESOLVE__MODE"),
+        "{line}"
+    );
+
+    // ./localpair.toml comes before the XDG file.
+    std::fs::write(dir.join("localpair.toml"), "[discover]\nstagger_ms = 41\n").unwrap();
+    let out = run(&["--json", "config"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["file"], "localpair.toml");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -13,11 +13,14 @@ use crate::registry::StrategyKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// `--config FILE` named a file that does not exist; an explicit path is never optional.
-    #[error("config file {path} does not exist")]
+    /// `--config FILE` or `LOCALPAIR_CONFIG` named a file that does not exist; a named file is
+    /// never optional.
+    #[error("config file {} does not exist (named by {named_by})", path.display())]
     ConfigFileMissing {
         /// The path that was given.
         path: PathBuf,
+        /// What named it: `--config` or `LOCALPAIR_CONFIG`.
+        named_by: String,
     },
     /// A config file that cannot be used: unreadable, not a regular file, or one another user
     /// could have written (owned by someone else than this user or root, or writable by group or

@@ -5,7 +5,7 @@ use std::time::Duration;
 use localpair_core::Settings;
 use serde::{Deserialize, Serialize};
 
-localpair_core::register_section!("diagnostics");
+localpair_core::register_section!("diagnostics", DiagnosticsConfig);
 
 /// The `[diagnostics]` section: `localpair diagnose`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

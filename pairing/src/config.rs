@@ -6,9 +6,9 @@ use localpair_core::config::{ChainConfig, ChainMode};
 use localpair_core::{DiscovererChain, Registry, Settings};
 use serde::{Deserialize, Serialize};
 
-localpair_core::register_section!("pairing");
-localpair_core::register_section!("join");
-localpair_core::register_section!("connect");
+localpair_core::register_section!("pairing", PairingConfig);
+localpair_core::register_section!("join", JoinConfig);
+localpair_core::register_section!("connect", ConnectConfig);
 
 /// The `[pairing]` section: hosting and joining.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,6 +73,17 @@ fn every_command_prints_one_versioned_object_on_success_and_on_failure() {
         "config",
         &[],
     );
+    // config: the effective settings; a broken file fails like any command.
+    success(
+        &run(&desk, "[discover]\nstagger_ms = 5\n", &["config"]),
+        &["file", "looked_in", "settings"],
+    );
+    failure(
+        &run(&desk, "[discover]\nstagger_ms = \"soon\"\n", &["config"]),
+        2,
+        "config",
+        &[],
+    );
     // A command line that does not parse.
     failure(&run(&desk, "", &["bogus"]), 2, "usage", &[]);
 

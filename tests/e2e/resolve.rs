@@ -166,7 +166,9 @@ fn bad_config_exits_2_naming_the_key() {
         "{}",
         ran.stderr
     );
-    assert!(ran.stdout.is_empty());
+    let error: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "config", "{error:#}");
+    assert_eq!(error["error"]["exit_code"], 2, "{error:#}");
 
     let ran = Localpair::on(&host)
         .unwrap()

@@ -1,5 +1,6 @@
 //! One module per command; this one holds what they share.
 
+mod config;
 mod connect;
 mod diagnose;
 mod discover;
@@ -22,6 +23,7 @@ use crate::error::Error;
 pub(crate) fn execute(args: &Args) -> Result<(), Error> {
     match &args.command {
         Command::Strategies => strategies::run(args),
+        Command::Config => config::run(args),
         Command::Resolve => resolve::run(args),
         Command::Discover {
             timeout,
@@ -64,12 +66,12 @@ pub(crate) fn load(args: &Args) -> Result<(Settings, Registry), Error> {
     let mut settings = Settings::load(source).map_err(Error::Config)?;
     if let Some(dir) = &args.state_dir {
         settings = settings
-            .with_value("device.state_dir", dir)
+            .with_flag("device.state_dir", dir, "--state-dir")
             .map_err(Error::Config)?;
     }
     if args.ephemeral {
         settings = settings
-            .with_value("device.ephemeral", true)
+            .with_flag("device.ephemeral", true, "--ephemeral")
             .map_err(Error::Config)?;
     }
     let registry = Registry::linked().map_err(Error::Config)?;
