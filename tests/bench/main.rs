@@ -5,7 +5,7 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `diagnose`, `laptops`, `reconnect`,
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `mdns-timeline`, `pair`, `diagnose`, `laptops`, `reconnect`,
 //! `throughput`, `scale` (default:
 //! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
@@ -88,6 +88,7 @@ fn main() -> std::process::ExitCode {
     run("resolve", &resolve::bench);
     run("discover", &discover::bench);
     run("zeroconf", &discover::zeroconf);
+    run("mdns-timeline", &discover::mdns_timeline);
     run("pair", &pair::bench);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);

@@ -1,5 +1,6 @@
 //! The mDNS discoverer on a virtual LAN (network namespaces): discovery between our own nodes,
-//! interface restriction, multicast loss, and interoperability with python-zeroconf both ways.
+//! interface restriction, multicast loss, the query rate on the wire, and interoperability with
+//! python-zeroconf both ways.
 //!
 //! Every mdns-sd daemon here runs inside a lab host: a daemon in the root namespace would
 //! multicast on the machine's real interfaces.
@@ -282,6 +283,46 @@ fn only_permitted_interfaces_are_used() {
     let sent = mdns_packets(&capture.stop().unwrap());
     assert_eq!(sent, 0, "mDNS packets on the denied docker0");
     other.stop().unwrap();
+}
+
+/// RFC 6762 §5.2: the first query may go out at once (we send it without the optional jitter),
+/// but the interval between the first two queries for a question must be at least one second and
+/// the intervals after it must at least double. Checked on the wire, per address family.
+#[test]
+fn queries_keep_the_rfc_6762_spacing() {
+    let lab = lab_or_skip!("mdns_query_spacing");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let capture = h1.capture(h1.iface()).unwrap();
+    let node = mdns_node(&h1, "alone", Config::default(), "");
+    // Queries at 0, 1 and 3 s; the fourth is due at 7 s.
+    std::thread::sleep(Duration::from_millis(3500));
+    let logs = node.logs();
+    assert!(node.stop().is_err(), "nobody else is on this LAN");
+    let sent = capture.stop().unwrap();
+    for family in ["IPv4", "IPv6"] {
+        let times: Vec<std::time::SystemTime> = localpair_lab::pcap::udp_datagrams(&sent)
+            .into_iter()
+            .filter(|d| {
+                d.dst.port() == 5353
+                    && d.src.is_ipv4() == (family == "IPv4")
+                    && !d.is_dns_response()
+                    && d.first_question() == Some((localpair_mdns::SERVICE_TYPE.to_owned(), 12))
+            })
+            .map(|d| d.at)
+            .collect();
+        assert_eq!(times.len(), 3, "{family} PTR queries at {times:?}\n{logs}");
+        let gaps: Vec<Duration> = times
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]).unwrap())
+            .collect();
+        // The capture's timestamps and the daemon's timer each round by up to a millisecond.
+        let slack = Duration::from_millis(5);
+        assert!(
+            gaps[0] + slack >= Duration::from_secs(1),
+            "{family}: {gaps:?}"
+        );
+        assert!(gaps[1] + slack >= gaps[0] * 2, "{family}: {gaps:?}");
+    }
 }
 
 #[test]
