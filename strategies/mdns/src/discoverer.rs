@@ -41,7 +41,7 @@ const MDNS_PORT: u16 = 5353;
 
 localpair_core::register_discoverer! {
     name: NAME,
-    summary: "mDNS/DNS-SD: announces and browses _localpair._tcp.local. (mdns-sd; interoperates with avahi, Bonjour, zeroconf)",
+    summary: "mDNS/DNS-SD: announces and browses _localpair._tcp.local. (mdns-sd; tested with avahi and python-zeroconf)",
     facts: |_| Ok(Facts::new().udp_port(MDNS_PORT, "mDNS").self_check()),
     build: |table| Ok(Arc::new(Mdns::new(table.extract()?))),
 }

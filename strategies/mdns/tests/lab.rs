@@ -1,6 +1,6 @@
 //! The mDNS discoverer on a virtual LAN (network namespaces): discovery between our own nodes,
 //! interface restriction, multicast loss, the query rate on the wire, and interoperability with
-//! python-zeroconf both ways.
+//! python-zeroconf and avahi, each both ways.
 //!
 //! Every mdns-sd daemon here runs inside a lab host: a daemon in the root namespace would
 //! multicast on the machine's real interfaces.
@@ -12,7 +12,8 @@ mod lab_util;
 use std::time::Duration;
 
 use localpair_core::FailureKind;
-use localpair_lab::{HostSpec, lab_or_skip, zeroconf};
+use localpair_lab::avahi::{self, Avahi};
+use localpair_lab::{CLI_TIMEOUT, HostSpec, Localpair, lab_or_skip, zeroconf};
 use localpair_mdns::Config;
 
 use lab_util::{Publisher, Service, mdns_node, mdns_packets, random_fingerprint};
@@ -455,6 +456,110 @@ fn malformed_zeroconf_txt_is_ignored_and_explained() {
     );
     assert!(node.logs().contains("ignoring a service of our type"));
     node.stop().unwrap();
+}
+
+/// `localpair discover` with only `mdns`.
+const MDNS_ONLY: &str = "[discover]\norder = [\"mdns\"]\n";
+
+#[test]
+fn avahi_service_is_discovered() {
+    if !avahi::or_skip("avahi_service_is_discovered") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_avahi_publish");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let fp = random_fingerprint();
+    // Written out key by key, as another implementation would from the crate docs.
+    let service = avahi::StaticService {
+        name: "avahi phone".to_owned(),
+        service_type: "_localpair._tcp".to_owned(),
+        port: 4242,
+        txt: vec![
+            "v=1".to_owned(),
+            format!("id={}", fp.device_id()),
+            format!("fp={fp}"),
+            "name=avahi phone".to_owned(),
+            "pp=4343".to_owned(),
+            "tag=00112233445566ff".to_owned(),
+        ],
+    };
+    let avahi = Avahi::start(&h2, &[service]).unwrap();
+    let report = Localpair::on(&h1)
+        .unwrap()
+        .config(MDNS_ONLY)
+        .unwrap()
+        .args(["--json", "discover", "--count", "1", "--timeout", "10"])
+        .ok_json(CLI_TIMEOUT)
+        .unwrap_or_else(|e| panic!("avahi's service not found: {e}\n{}", avahi.log()));
+    let peer = &report["peers"][0];
+    assert_eq!(peer["fingerprint"], fp.to_string(), "{report:#}");
+    assert_eq!(peer["name"], "avahi phone");
+    assert_eq!(peer["strategy"], "mdns");
+    // avahi also publishes its link-local IPv6 address (over IPv4 too); IPv4 comes first.
+    let addrs: Vec<&str> = peer["addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        addrs.first().copied(),
+        Some(&*format!("{}:4242", h2.addr())),
+        "{report:#}"
+    );
+    assert!(
+        addrs[1..]
+            .iter()
+            .all(|a| a.starts_with("[fe80::") && a.ends_with("]:4242")),
+        "{addrs:?}"
+    );
+    assert_eq!(peer["pairing_port"], 4343);
+    assert_eq!(peer["session_tag"], "00112233445566ff");
+}
+
+#[test]
+fn avahi_browser_sees_our_service() {
+    if !avahi::or_skip("avahi_browser_sees_our_service") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_avahi_browse");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let avahi = Avahi::start(&h2, &[]).unwrap();
+    let ours = Localpair::on(&h1)
+        .unwrap()
+        .config(MDNS_ONLY)
+        .unwrap()
+        .env("LOCALPAIR_DEVICE__NAME", "Kitchen laptop")
+        .args(["discover", "--timeout", "60"])
+        .spawn()
+        .unwrap();
+    let seen = avahi
+        .browse_until("_localpair._tcp", FIND, |b| {
+            b.name.starts_with("Kitchen laptop ")
+        })
+        .unwrap();
+    // What avahi resolved is a valid record of ours, read by our own parser.
+    let txt =
+        localpair_mdns::Txt::parse(seen.txt.iter().map(|entry| match entry.split_once('=') {
+            Some((key, value)) => (key, Some(value.as_bytes())),
+            None => (entry.as_str(), None),
+        }))
+        .unwrap_or_else(|e| panic!("avahi saw an invalid TXT {:?}: {e}", seen.txt));
+    let id = txt.device_id().to_string();
+    assert_eq!(txt.name, "Kitchen laptop");
+    assert_eq!(seen.name, format!("Kitchen laptop {id}"));
+    assert_eq!(seen.host_name, format!("lp-{id}.local"));
+    assert_eq!(seen.address, h1.addr().to_string());
+    assert_eq!(seen.interface, h2.iface());
+    assert_eq!(seen.txt_value("v"), Some("1"));
+    assert_eq!(
+        seen.port,
+        localpair_core::config::ConfirmConfig::default().port,
+        "{seen:?}"
+    );
+    drop(ours);
 }
 
 /// Lab measurements, printed: `cargo test -p localpair-mdns --test lab -- --ignored --nocapture`.
