@@ -6,10 +6,26 @@ use clap::{Parser, Subcommand};
 
 /// Find devices on the local network and pair with them securely.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "localpair", version, about)]
+#[command(
+    name = "localpair",
+    version,
+    about = "Find devices on the local network and pair with them securely",
+    long_about = "Find devices on the local network and pair with them securely.\n\n\
+        localpair finds the other devices on this network (UDP multicast, mDNS, the addresses in a \
+        pairing code, a scan), pairs two of them with a code shown as a QR or copied (pinned TLS \
+        1.3 keys and a one-time secret that never crosses the network), remembers the pairing so \
+        they reconnect later without a code, and explains, when something fails, exactly why: \
+        which address, which firewall, which network rule.",
+    after_help = "Examples:\n  \
+        localpair host                      # show a pairing code and its QR, wait\n  \
+        localpair join LP:AEAK...           # pair with it from another device\n  \
+        localpair connect desk < file       # later: send to a paired device, no code\n  \
+        localpair diagnose                  # why can't this device pair here?"
+)]
 #[non_exhaustive]
 pub struct Args {
-    /// Read this config file (it must exist) instead of ./localpair.toml.
+    /// Read this config file (it must exist) instead of ./localpair.toml. Either must belong to
+    /// you or root and must not be writable by group or others, as ssh requires of its config.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print exactly one JSON object on stdout; progress goes to stderr.
@@ -38,10 +54,17 @@ pub struct Args {
 #[non_exhaustive]
 pub enum Command {
     /// List registered strategies (name, kind, crate).
+    #[command(after_help = "Examples:\n  localpair strategies\n  localpair --json strategies")]
     Strategies,
     /// Run the resolver chain: which of my addresses can a peer reach?
+    #[command(
+        after_help = "Examples:\n  localpair resolve\n  localpair --json resolve | jq '.candidates[0].ip'"
+    )]
     Resolve,
     /// Announce this device and list the peers found.
+    #[command(
+        after_help = "Examples:\n  localpair discover\n  localpair discover --count 1 --timeout 10\n  localpair --json discover --watch"
+    )]
     Discover {
         /// Listen this many seconds (default: `discover.deadline_ms`).
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
@@ -55,6 +78,9 @@ pub enum Command {
         watch: bool,
     },
     /// Start pairing: print the code and its QR, wait for one peer.
+    #[command(
+        after_help = "Examples:\n  localpair host\n  localpair host --flow post --qr png:code.png\n  localpair --json host --qr none"
+    )]
     Host {
         /// pre: show the code first, the joiner discovers afterwards (listens on all addresses);
         /// post: devices discover each other first, the code confirms (listens on the confirmed
@@ -64,38 +90,70 @@ pub enum Command {
         /// Where the QR code goes: terminal, none, png:FILE or svg:FILE.
         #[arg(long, default_value = "terminal", value_name = "TARGET")]
         qr: crate::qr::QrTarget,
+        /// Leave the PNG or SVG file of --qr in place when hosting ends (it is removed by
+        /// default: it holds the code's secret).
+        #[arg(long)]
+        keep_qr: bool,
         /// Do not save the device that joins in the trust store.
         #[arg(long)]
         no_save: bool,
     },
-    /// Pair with a host, from its code (the argument, or a line on stdin).
+    /// Pair with a host, from its code (a line on stdin, --code-file, or the argument).
+    #[command(
+        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join --code-file code.txt\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join"
+    )]
     Join {
-        /// The pairing code (`LP:...`); read from stdin when absent, while discovery already runs.
+        /// The pairing code (`LP:...`). Prefer stdin or --code-file: the command line of a process
+        /// is visible to every local user (`ps`), and the code holds the secret while it is valid.
+        /// With neither, the code is read from stdin while discovery already runs.
+        #[arg(conflicts_with = "code_file")]
         code: Option<String>,
+        /// Read the code from FILE (at most 4096 bytes); a warning says so when other users can
+        /// read it.
+        #[arg(long, value_name = "FILE")]
+        code_file: Option<PathBuf>,
         /// Do not save the host in the trust store.
         #[arg(long)]
         no_save: bool,
     },
     /// Accept connections from known peers; what they send goes to stdout.
+    #[command(after_help = "Examples:\n  localpair listen\n  localpair listen --once > dir.tar")]
     Listen {
         /// Exit 0 after the first connection closes.
         #[arg(long)]
         once: bool,
     },
     /// Connect to a known peer without a code; stdin goes to it, what it sends to stdout.
+    #[command(
+        after_help = "Examples:\n  tar c dir | localpair connect desk\n  localpair connect a1b2c3d4 < notes.txt"
+    )]
     Connect {
         /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
         peer: String,
     },
     /// List the devices this one paired with.
+    #[command(after_help = "Examples:\n  localpair peers\n  localpair --json peers")]
     Peers,
+    /// Print the commands that let localpair's ports through this device's firewall.
+    #[command(
+        after_help = "Examples:\n  localpair firewall\n  localpair firewall --shell ufw | sudo sh"
+    )]
+    Firewall {
+        /// Write the rules for this firewall instead of the one detected.
+        #[arg(long, value_enum, value_name = "FIREWALL")]
+        shell: Option<ShellArg>,
+    },
     /// Forget a known peer: it can no longer connect, nor be connected to.
+    #[command(after_help = "Examples:\n  localpair forget desk\n  localpair forget a1b2c3d4")]
     Forget {
         /// The peer: its alias or name, its device id, or a prefix of its key fingerprint.
         peer: String,
     },
     /// Run the diagnostics report: why can (or can't) this device pair here? Sends multicast,
     /// mDNS and connections to the peers found, on the local network only.
+    #[command(
+        after_help = "Examples:\n  localpair diagnose\n  localpair diagnose --redact --out report.json"
+    )]
     Diagnose {
         /// Also save the JSON report to FILE (for a bug report); text still goes to stdout
         /// unless --json.
@@ -108,6 +166,19 @@ pub enum Command {
         #[arg(long, value_name = "S", value_parser = parse_seconds)]
         window: Option<std::time::Duration>,
     },
+    /// Print a shell completion script for localpair.
+    #[command(
+        after_help = "Examples:\n  localpair completions bash > ~/.local/share/bash-completion/completions/localpair\n  localpair completions zsh > ~/.zfunc/_localpair\n  localpair completions fish > ~/.config/fish/completions/localpair.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these options.
+    #[command(
+        after_help = "Examples:\n  localpair man | man -l -\n  localpair man > /usr/local/share/man/man1/localpair.1"
+    )]
+    Man,
 }
 
 /// `--flow`.
@@ -128,4 +199,37 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .ok()
         .filter(|d| !d.is_zero() && d.as_secs() <= 24 * 3600)
         .ok_or_else(|| format!("`{text}`: expected more than 0 and at most 86400 seconds"))
+}
+
+/// The firewalls `localpair firewall` writes rules for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ShellArg {
+    /// Ubuntu's ufw.
+    Ufw,
+    /// firewalld.
+    Firewalld,
+    /// nftables.
+    Nft,
+    /// iptables and ip6tables.
+    Iptables,
+    /// Windows Defender Firewall (netsh).
+    Windows,
+    /// The macOS application firewall.
+    Macos,
+}
+
+impl ShellArg {
+    /// The diagnostics crate's name for it.
+    pub fn into_shell(self) -> localpair_diagnostics::firewall::Shell {
+        use localpair_diagnostics::firewall::Shell;
+        match self {
+            Self::Ufw => Shell::Ufw,
+            Self::Firewalld => Shell::Firewalld,
+            Self::Nft => Shell::Nft,
+            Self::Iptables => Shell::Iptables,
+            Self::Windows => Shell::Windows,
+            Self::Macos => Shell::Macos,
+        }
+    }
 }

@@ -19,6 +19,7 @@ mod commands;
 mod error;
 mod logging;
 mod output;
+mod progress;
 mod qr;
 
 use std::ffi::OsString;
@@ -49,18 +50,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = match Args::try_parse_from(args) {
-        Ok(args) => args,
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let parsed = match Args::try_parse_from(&args) {
+        Ok(parsed) => parsed,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+            if !error.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            if args.iter().any(|a| a == "--json") {
+                output::usage_json(&error.to_string());
+            }
+            return ExitCode::from(2);
         }
     };
-    logging::init(args.verbose, args.quiet);
-    match commands::execute(&args) {
+    logging::init(parsed.verbose, parsed.quiet);
+    match commands::execute(&parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             output::error_line(&error);
+            if parsed.json {
+                output::error_json(&error);
+            }
             ExitCode::from(error.exit_code())
         }
     }

@@ -23,6 +23,8 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        // A log redirected to a file, or read with NO_COLOR set, stays plain text.
+        .with_ansi(crate::progress::colour_stderr())
         .with_target(verbose >= 2)
         .with_filter(filter);
     // Installed for every command, because the subscriber is set before the command is known;

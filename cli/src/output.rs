@@ -7,10 +7,18 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// Prints one JSON object and a newline on stdout, flushed.
+/// The version of every JSON object's shape (`"schema"` in each): raised when a field changes
+/// meaning or goes away; new fields may appear without it.
+pub(crate) const SCHEMA: u32 = 1;
+
+/// Prints one JSON object (with `"schema"`) and a newline on stdout, flushed.
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<(), Error> {
+    let mut value = serde_json::to_value(value).map_err(|e| Error::Output(e.into()))?;
+    if let serde_json::Value::Object(object) = &mut value {
+        object.insert("schema".to_owned(), SCHEMA.into());
+    }
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, value).map_err(|e| Error::Output(e.into()))?;
+    serde_json::to_writer(&mut out, &value).map_err(|e| Error::Output(e.into()))?;
     out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(Error::Output)
@@ -27,6 +35,24 @@ pub(crate) fn text(text: &str) -> Result<(), Error> {
 /// The one-line error on stderr.
 pub(crate) fn error_line(error: &Error) {
     let _ = writeln!(std::io::stderr(), "error: {error}");
+}
+
+/// A command line that does not parse, as the one JSON object on stdout (clap printed the
+/// details on stderr).
+pub(crate) fn usage_json(message: &str) {
+    let first = message.lines().next().unwrap_or(message);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let _ = json(&serde_json::json!({ "error": {
+        "kind": "usage",
+        "message": first,
+        "hint": "`localpair --help` lists the commands and options",
+        "exit_code": 2,
+    }}));
+}
+
+/// The error as the one JSON object on stdout: `{"schema":1,"error":{...}}`.
+pub(crate) fn error_json(error: &Error) {
+    let _ = json(&serde_json::json!({ "error": error.to_json() }));
 }
 
 /// The attempts as an aligned table.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use localpair_core::state::write_private;
 use qrcode::{Color, EcLevel, QrCode};
 
 use crate::error::Error;
@@ -57,13 +58,16 @@ fn modules(code: &QrCode) -> (usize, Vec<bool>) {
     (size, out)
 }
 
-/// Two rows per line with half blocks, drawn black on an explicit white background so it scans
-/// on dark and light terminal themes alike.
-pub(crate) fn terminal(text: &str) -> Result<String, Error> {
+/// Two rows per line with half blocks. With `colour` (a terminal, no `NO_COLOR`) it is drawn
+/// black on an explicit white background so it scans on dark and light themes alike; without,
+/// it is plain text (dark modules as blocks), fit for a pipe or a file.
+pub(crate) fn terminal(text: &str, colour: bool) -> Result<String, Error> {
     let (size, dark) = modules(&encode(text)?);
     let mut out = String::new();
     for y in (0..size).step_by(2) {
-        out.push_str("\x1b[30;107m");
+        if colour {
+            out.push_str("\x1b[30;107m");
+        }
         for x in 0..size {
             let top = dark[y * size + x];
             let bottom = y + 1 < size && dark[(y + 1) * size + x];
@@ -74,7 +78,10 @@ pub(crate) fn terminal(text: &str) -> Result<String, Error> {
                 (false, false) => ' ',
             });
         }
-        out.push_str("\x1b[0m\n");
+        if colour {
+            out.push_str("\x1b[0m");
+        }
+        out.push('\n');
     }
     Ok(out)
 }
@@ -109,17 +116,60 @@ pub(crate) fn png(text: &str, path: &Path, scale: usize) -> Result<(), Error> {
     write_whole(path, &bytes)
 }
 
-/// Writes through a temporary file and a rename, so nobody ever reads half an image.
+/// The QR code holds the secret: written readable by this user only (0600), through a temporary
+/// file created exclusively beside it and a rename, so nobody reads half an image and no planted
+/// symbolic link is ever followed (see [`write_private`]).
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".partial");
-    let temp = PathBuf::from(temp);
-    std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::rename(&temp, path))
-        .map_err(|source| Error::File {
+    write_private(path, bytes).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A QR file written for a pairing code, removed when dropped: once the code is over (paired,
+/// expired, failed or interrupted) the image is only a secret lying around. `keep` leaves it.
+#[derive(Debug)]
+pub(crate) struct QrFile {
+    path: PathBuf,
+    keep: bool,
+    /// Device, inode and change time of the file written, so a file someone else put there
+    /// since is left alone (the change time tells a new file that reused the inode number).
+    #[cfg(unix)]
+    written: Option<(u64, u64, i64, i64)>,
+}
+
+impl QrFile {
+    /// The file just written at `path`.
+    pub(crate) fn new(path: &Path, keep: bool) -> Self {
+        Self {
             path: path.to_path_buf(),
-            source,
-        })
+            keep,
+            #[cfg(unix)]
+            written: identity(path),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some((meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()))
+}
+
+impl Drop for QrFile {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        #[cfg(unix)]
+        if self.written.is_none() || identity(&self.path) != self.written {
+            return;
+        }
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "removing the QR code file");
+        }
+    }
 }
 
 /// Writes the code as SVG.
@@ -155,9 +205,56 @@ mod tests {
         // Version 4 (33 modules) holds 90 alphanumeric characters at level M; version 5 (37)
         // holds 122: a two-address code is about 110.
         assert!(code.width() <= 37, "{}", code.width());
-        let text = terminal(CODE).unwrap();
+        let text = terminal(CODE, true).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), (code.width() + 2 * QUIET_ZONE).div_ceil(2));
+        assert!(text.contains("\x1b["));
+    }
+
+    #[test]
+    fn a_qr_for_a_pipe_or_with_no_color_is_plain_text() {
+        let coloured = terminal(CODE, true).unwrap();
+        let plain = terminal(CODE, false).unwrap();
+        assert!(!plain.contains('\x1b'), "escapes in {plain:?}");
+        assert_eq!(plain.lines().count(), coloured.lines().count());
+        // The same modules, only the escapes are gone.
+        let stripped = coloured.replace("\x1b[30;107m", "").replace("\x1b[0m", "");
+        assert_eq!(plain, stripped);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_never_follow_a_link_and_go_when_the_code_ends() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("lp-qr-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"untouched").unwrap();
+        let path = dir.join("c.png");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        png(CODE, &path, 4).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(
+            meta.is_file(),
+            "the planted link was replaced, not followed"
+        );
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+
+        drop(QrFile::new(&path, true));
+        assert!(path.is_file(), "kept");
+        drop(QrFile::new(&path, false));
+        assert!(!path.exists(), "removed");
+
+        // A file put there by someone else after ours is not removed.
+        svg(CODE, &path).unwrap();
+        let ours = QrFile::new(&path, false);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"theirs").unwrap();
+        drop(ours);
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -207,6 +207,76 @@ fn example_config_documents_the_defaults() {
     );
 }
 
+#[test]
+fn a_config_file_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = state("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shared.toml");
+    std::fs::write(&path, "[resolve]\nstagger_ms = 10\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let config = path.to_str().unwrap();
+    let out = localpair(&["--config", config, "--ephemeral", "peers"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("chmod go-w {config}")), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = localpair(&["--config", config, "--ephemeral", "peers"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn join_reads_the_code_from_a_file_and_says_what_is_wrong_with_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = state("code-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("code.txt");
+    let file_arg = file.to_str().unwrap();
+
+    // Missing, too long, not a code: bad usage (2), found before anything is sent.
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("code file {file_arg}")),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&file, "A".repeat(5000)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("longer than 4096 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&file, "LP:AAAA\n").unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("corrupted"), "{err}");
+    assert!(
+        !err.contains("warning"),
+        "a private file is not warned about: {err}"
+    );
+
+    // Readable by others: used, with a warning naming the fix.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = localpair(&["--ephemeral", "join", "--code-file", file_arg], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("chmod 600 {file_arg}")), "{err}");
+
+    // Both a code argument and a file: bad usage.
+    let out = localpair(
+        &["--ephemeral", "join", "LP:AAAA", "--code-file", file_arg],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A private state directory for one test.
 fn state(tag: &str) -> PathBuf {
     let dir =
@@ -285,4 +355,80 @@ fn peers_lists_nothing_on_a_new_device_as_json() {
         stderr(&out)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definition_as_help() {
+    for (shell, marker) in [
+        ("bash", "_localpair()"),
+        ("zsh", "#compdef localpair"),
+        ("fish", "complete -c localpair"),
+        ("powershell", "Register-ArgumentCompleter"),
+        ("elvish", "edit:completion:arg-completer[localpair]"),
+    ] {
+        let out = localpair(&["completions", shell], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(text.contains(marker), "{shell}: {text}");
+        // Every subcommand is offered.
+        for command in ["host", "join", "connect", "firewall", "diagnose"] {
+            assert!(text.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let man = localpair(&["man"], None);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH localpair 1"),
+        "{page}"
+    );
+    assert!(page.contains("pair with them securely"), "{page}");
+}
+
+#[test]
+fn every_help_ends_with_examples_and_the_top_one_says_what_localpair_does() {
+    let top = localpair(&["--help"], None);
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        text.contains("localpair finds the other devices on this network"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .rev()
+            .take(5)
+            .any(|l| l.contains("localpair host")),
+        "{text}"
+    );
+    for command in [
+        "strategies",
+        "resolve",
+        "discover",
+        "host",
+        "join",
+        "listen",
+        "connect",
+        "peers",
+        "forget",
+        "firewall",
+        "diagnose",
+        "completions",
+        "man",
+    ] {
+        let help = localpair(&[command, "--help"], None);
+        let text = String::from_utf8_lossy(&help.stdout);
+        let tail = text.trim_end();
+        let examples = tail
+            .rfind("Examples:")
+            .unwrap_or_else(|| panic!("{command}: {text}"));
+        assert!(
+            tail[examples..]
+                .lines()
+                .skip(1)
+                .all(|l| l.trim_start().starts_with("localpair")
+                    || l.contains("| localpair")
+                    || l.contains("| sudo")),
+            "{command}: examples are not last: {text}"
+        );
+    }
 }

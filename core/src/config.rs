@@ -283,6 +283,103 @@ fn defaults() -> Figment {
     Figment::from(Serialized::defaults(Config::default()))
 }
 
+/// Largest config file read; the example with every key documented is about 10 KiB.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// A config file, read once from the descriptor that was checked (so it cannot be swapped between
+/// the check and the read), and named in errors like figment's own TOML file provider does.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl ConfigFile {
+    /// Reads `path`; `None` when it does not exist (or, as before, is not a file at all, like a
+    /// directory of that name). Refuses what another user could have written.
+    fn open(path: &Path) -> Result<Option<Self>, Error> {
+        use std::io::Read as _;
+        let refuse = |reason: String| Error::ConfigFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(refuse(e.to_string())),
+        };
+        let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        if !meta.is_file() {
+            return Err(refuse("is not a regular file".to_owned()));
+        }
+        check_config_owner(path, &meta).map_err(refuse)?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| refuse(e.to_string()))?;
+        if text.len() as u64 > MAX_CONFIG_FILE {
+            return Err(refuse(format!("is larger than {MAX_CONFIG_FILE} bytes")));
+        }
+        Ok(Some(Self {
+            path: path.to_path_buf(),
+            text,
+        }))
+    }
+}
+
+impl figment::Provider for ConfigFile {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::from("TOML file", self.path.as_path())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Toml::string(&self.text).data()
+    }
+}
+
+/// The rule ssh applies to its config: the file must belong to this user (or to root) and must not
+/// be writable by group or others. A config decides which strategies run, what they send and where
+/// the device key lives, so one that another local user can write (a `localpair.toml` planted in a
+/// shared working directory, say) is refused rather than obeyed.
+#[cfg(unix)]
+fn check_config_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = effective_uid();
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        return Err(format!(
+            "is owned by another user (uid {owner}; this process runs as uid {me}): another user \
+             could have written it; use a file of your own (or move it away: `mv {0} {0}.untrusted`)",
+            path.display()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "is writable by other users (mode {mode:03o}); fix it with `chmod go-w {}`",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Elsewhere (Windows) file ownership and modes mean something else: no check.
+#[cfg(not(unix))]
+fn check_config_owner(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// `LOCALPAIR_*` variables, named in errors the way the user typed them
 /// (`LOCALPAIR_RESOLVE__MODE`), not figment's dotted form.
 struct Environment(Env);
@@ -360,23 +457,16 @@ impl Settings {
     pub fn load(source: Source) -> Result<Self, Error> {
         let figment = match source {
             Source::Discover => {
-                let local = Path::new(DEFAULT_FILE);
-                let figment = defaults();
-                let figment = if local.is_file() {
-                    figment.merge(Toml::file_exact(local))
-                } else {
-                    figment
+                let figment = match ConfigFile::open(Path::new(DEFAULT_FILE))? {
+                    Some(file) => defaults().merge(file),
+                    None => defaults(),
                 };
                 figment.merge(environment())
             }
-            Source::File(path) => {
-                if !path.is_file() {
-                    return Err(Error::ConfigFileMissing { path });
-                }
-                defaults()
-                    .merge(Toml::file_exact(path))
-                    .merge(environment())
-            }
+            Source::File(path) => match ConfigFile::open(&path)? {
+                Some(file) => defaults().merge(file).merge(environment()),
+                None => return Err(Error::ConfigFileMissing { path }),
+            },
             Source::Toml(text) => defaults().merge(Toml::string(&text)),
         };
         Self::from_figment(figment)
@@ -489,6 +579,7 @@ impl StrategyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Classify as _, FailureKind};
 
     #[test]
     fn defaults_load() {
@@ -513,6 +604,21 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_key_as_written_once_without_internal_prefixes() {
+        let err = Settings::load(Source::Toml("[resolve]\nordr = 3\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid config: `resolve.ordr`: unknown key `ordr`; expected one of `order`, `mode`"), "{err}");
+        assert!(!err.contains("default."), "{err}");
+        assert!(!err.contains("``"), "{err}");
+        assert_eq!(err.matches("resolve.ordr").count(), 1, "{err}");
+        let err = Settings::load(Source::Toml("[discover]\nmode = \"fast\"\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`discover.mode`: unknown value `fast`; expected one of `sequential`, `staggered`, `all`"), "{err}");
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = Settings::load(Source::File("/nonexistent/localpair.toml".into())).unwrap_err();
         assert!(matches!(err, Error::ConfigFileMissing { .. }));
@@ -531,6 +637,53 @@ mod tests {
         // figment::Jail in another test may change at any moment.
         let name = path.file_name().unwrap().to_string_lossy();
         assert!(err.contains(name.as_ref()), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment's Jail API fixes the error type"
+    )]
+    fn a_config_file_others_can_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = std::env::temp_dir().join(format!("lp-cfg-w-{}.toml", std::process::id()));
+        std::fs::write(&path, "[discover]\nstagger_ms = 20\n").unwrap();
+        for mode in [0o664, 0o646, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Settings::load(Source::File(path.clone())).unwrap_err();
+            assert_eq!(err.failure_kind(), FailureKind::Config);
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!("chmod go-w {}", path.display())),
+                "{err}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let settings = Settings::load(Source::File(path.clone())).unwrap();
+        assert_eq!(settings.config().discover.stagger_ms, 20);
+
+        // Owned by another user: only root can make such a file here, so only root checks it.
+        if effective_uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = Settings::load(Source::File(path.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("owned by another user (uid 65534"), "{err}");
+        }
+        std::fs::remove_file(&path).unwrap();
+
+        // The same rule for ./localpair.toml.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(DEFAULT_FILE, "[discover]\nstagger_ms = 21\n")?;
+            let s = Settings::load(Source::Discover).map_err(|e| e.to_string())?;
+            assert_eq!(s.config().discover.stagger_ms, 21);
+            std::fs::set_permissions(DEFAULT_FILE, std::fs::Permissions::from_mode(0o666))
+                .map_err(|e| e.to_string())?;
+            let err = Settings::load(Source::Discover).unwrap_err().to_string();
+            assert!(err.contains("chmod go-w localpair.toml"), "{err}");
+            Ok(())
+        });
     }
 
     crate::register_section!("test-section");

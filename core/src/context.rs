@@ -80,6 +80,8 @@ pub struct Advert {
     /// Port of the link listener, while this device accepts connections from the peers it knows
     /// (the advert says so without naming them).
     pub link_port: Option<u16>,
+    /// The listener this device offers to one it cannot reach, while it waits to be dialled.
+    pub offer: Option<crate::peer::Offer>,
 }
 
 impl Advert {
@@ -89,6 +91,7 @@ impl Advert {
             pairing_port: Some(port),
             session_tag,
             link_port: None,
+            offer: None,
         }
     }
 
@@ -96,6 +99,13 @@ impl Advert {
     #[must_use]
     pub fn with_link_port(mut self, port: Option<u16>) -> Self {
         self.link_port = port;
+        self
+    }
+
+    /// The same advert, also offering a listener to a device this one cannot reach.
+    #[must_use]
+    pub fn with_offer(mut self, offer: Option<crate::peer::Offer>) -> Self {
+        self.offer = offer;
         self
     }
 }
@@ -182,6 +192,14 @@ impl Context {
         self.inner.filter.list()
     }
 
+    /// Why [`Context::interfaces`] leaves a strategy nothing to work with: only loopback is up,
+    /// or `[interfaces]` filtered the rest out (see [`InterfaceFilter::why_none`]).
+    ///
+    /// [`InterfaceFilter::why_none`]: crate::interfaces::InterfaceFilter::why_none
+    pub fn why_no_interfaces(&self) -> String {
+        self.inner.filter.why_none_now()
+    }
+
     /// The confirmation listener, or an error a strategy can return as is.
     pub fn confirmer(&self) -> Result<&Confirmer, StrategyError> {
         self.inner
@@ -193,6 +211,12 @@ impl Context {
     /// Sets what discoverers announce; running discoverers see the change and re-announce.
     pub fn set_advert(&self, advert: Advert) {
         self.inner.advert.send_replace(advert);
+    }
+
+    /// Changes the advert in place (the discoverers re-announce): several users of one context
+    /// (hosting, listening, offering) each change their own fields without undoing the others'.
+    pub fn update_advert(&self, change: impl FnOnce(&mut Advert)) {
+        self.inner.advert.send_modify(change);
     }
 
     /// The current advert, and a receiver that wakes when it changes.

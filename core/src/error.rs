@@ -19,8 +19,20 @@ pub enum Error {
         /// The path that was given.
         path: PathBuf,
     },
-    /// A config value has the wrong type or shape; figment's message names the key and its source.
-    #[error("invalid config: {0}")]
+    /// A config file that cannot be used: unreadable, not a regular file, or one another user
+    /// could have written (owned by someone else than this user or root, or writable by group or
+    /// others), which is refused as ssh refuses such a config: it decides what runs and where the
+    /// device key lives.
+    #[error("config file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
+    /// A config value has the wrong type or shape; the message names the key as the user wrote
+    /// it (the TOML key, or the environment variable) and where it came from.
+    #[error("invalid config: {}", describe_config_error(.0))]
     Config(#[from] Box<figment::Error>),
     /// A chain's `order` names a strategy that no linked crate registered.
     #[error("unknown {kind} strategy `{name}` in `{key}`; known {kind}s: {known}")]
@@ -303,6 +315,7 @@ impl Classify for Error {
     fn failure_kind(&self) -> FailureKind {
         match self {
             Self::ConfigFileMissing { .. }
+            | Self::ConfigFile { .. }
             | Self::Config(_)
             | Self::UnknownStrategy { .. }
             | Self::UnknownStrategyTable { .. }
@@ -324,6 +337,66 @@ impl Classify for Error {
             | Self::ListenerClosed => FailureKind::Io,
         }
     }
+}
+
+/// A figment error in the user's terms: the key as written (`resolve.ordr` in a file, the
+/// variable's name in the environment), where it came from, and what is wrong with it, each
+/// once. Figment's own message prefixes the profile (`default.`) and quotes lists twice.
+pub(crate) fn describe_config_error(error: &figment::Error) -> String {
+    use figment::error::Kind;
+    let one_of = |expected: &[&str]| -> String {
+        let names: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+        match names.len() {
+            0 => "nothing here".to_owned(),
+            1 => names.concat(),
+            _ => format!("one of {}", names.join(", ")),
+        }
+    };
+    let what = match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            format!("unknown key `{field}`; expected {}", one_of(expected))
+        }
+        Kind::UnknownVariant(value, expected) => {
+            format!("unknown value `{value}`; expected {}", one_of(expected))
+        }
+        Kind::InvalidType(found, expected) => format!("expected {expected}, found {found}"),
+        Kind::InvalidValue(found, expected) => format!("expected {expected}, found {found}"),
+        Kind::MissingField(field) => format!("missing key `{field}`"),
+        Kind::DuplicateField(field) => format!("`{field}` is given twice"),
+        other => other.to_string(),
+    };
+    let key = error.path.join(".");
+    let (key, source) = match &error.metadata {
+        Some(metadata) => {
+            let profile = error.profile.clone().unwrap_or_default();
+            let written = metadata.interpolate(&profile, &error.path);
+            let source = match &metadata.source {
+                Some(source) => format!("{} {source}", metadata.name),
+                None => metadata.name.to_string(),
+            };
+            // A file's interpolated key carries the profile; the environment's is the variable.
+            let written = if written.contains('.') || written.is_empty() {
+                key
+            } else {
+                written
+            };
+            (written, Some(source))
+        }
+        None => (key, None),
+    };
+    let mut out = if key.is_empty() {
+        what
+    } else {
+        format!("`{key}`: {what}")
+    };
+    if let Some(source) = source {
+        out.push_str(&format!(" (in {source})"));
+    }
+    let more = error.clone().count().saturating_sub(1);
+    if more > 0 {
+        out.push_str(&format!("; and {more} more"));
+    }
+    out
 }
 
 #[cfg(test)]

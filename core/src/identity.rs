@@ -222,17 +222,7 @@ impl Identity {
         let path = state.file(KEY_FILE);
         let _lock = state.lock(KEY_FILE)?;
         let key = match state.read(KEY_FILE, MAX_KEY_FILE)? {
-            Some(pem) => {
-                let pem = String::from_utf8(pem).map_err(|_| {
-                    identity_error(
-                        &path,
-                        "is not a PEM key (not text); move it away to start anew",
-                    )
-                })?;
-                KeyPair::from_pem(&pem).map_err(|e| {
-                    identity_error(&path, format!("{e}; move it away to start anew"))
-                })?
-            }
+            Some(pem) => parse_key(&pem, &path)?,
             None => {
                 let key = KeyPair::generate().map_err(|e| identity_error(&path, e))?;
                 state.write(KEY_FILE, key.serialize_pem().as_bytes())?;
@@ -242,7 +232,7 @@ impl Identity {
         Self::from_key(&key, name.into(), &path)
     }
 
-    fn from_key(key: &KeyPair, name: String, origin: &Path) -> Result<Self, Error> {
+    pub(crate) fn from_key(key: &KeyPair, name: String, origin: &Path) -> Result<Self, Error> {
         let mut params = CertificateParams::new(vec!["localpair".to_owned()])
             .map_err(|e| identity_error(origin, e))?;
         // Wide validity: peers pin the key and never look at dates, but other TLS stacks might.
@@ -303,6 +293,19 @@ fn identity_error(path: &Path, error: impl fmt::Display) -> Error {
         path: path.to_path_buf(),
         reason: error.to_string(),
     }
+}
+
+/// Parses the contents of a key file (`origin` names it in errors). Untrusted bytes: never
+/// panics (fuzzed: `fuzz/fuzz_targets/key_file.rs`).
+pub(crate) fn parse_key(pem: &[u8], origin: &Path) -> Result<KeyPair, Error> {
+    let pem = std::str::from_utf8(pem).map_err(|_| {
+        identity_error(
+            origin,
+            "is not a PEM key (not text); move it away to start anew",
+        )
+    })?;
+    KeyPair::from_pem(pem)
+        .map_err(|e| identity_error(origin, format!("{e}; move it away to start anew")))
 }
 
 /// `N` bytes from the OS random generator (ring's `SystemRandom`): codes, secrets, nonces.

@@ -175,6 +175,50 @@ impl InterfaceFilter {
         allowed && !self.deny.iter().any(|p| p.matches(name))
     }
 
+    /// Why [`InterfaceFilter::list`] leaves nothing to work with, in words that say what is
+    /// true of `all` (every interface, from [`list_all`]): nothing but loopback is up, or the
+    /// `[interfaces]` rules filtered the rest out (named), or no permitted interface has an
+    /// address.
+    pub fn why_none(&self, all: &[Interface]) -> String {
+        let others: Vec<&Interface> = all
+            .iter()
+            .filter(|i| i.class != InterfaceClass::Loopback && !i.addrs.is_empty())
+            .collect();
+        let down: Vec<&str> = others
+            .iter()
+            .filter(|i| !i.up)
+            .map(|i| i.name.as_str())
+            .collect();
+        if others.is_empty() || down.len() == others.len() {
+            let what = if down.is_empty() {
+                "no network interface has an address".to_owned()
+            } else {
+                format!("{} is down", down.join(", "))
+            };
+            return format!("only loopback is up: {what} (is this device connected to a network?)");
+        }
+        let filtered: Vec<&str> = others
+            .iter()
+            .filter(|i| !self.permits(&i.name, i.class))
+            .map(|i| i.name.as_str())
+            .collect();
+        if filtered.len() == others.len() {
+            return format!(
+                "[interfaces] allow/deny filters out every interface with an address ({})",
+                filtered.join(", ")
+            );
+        }
+        "no permitted interface is up with a usable address".to_owned()
+    }
+
+    /// [`InterfaceFilter::why_none`] for this device's interfaces now.
+    pub fn why_none_now(&self) -> String {
+        match list_all() {
+            Ok(all) => self.why_none(&all),
+            Err(error) => format!("the interfaces cannot be listed: {error}"),
+        }
+    }
+
     /// Lists the interfaces this filter permits.
     pub fn list(&self) -> Result<Vec<Interface>, Error> {
         Ok(list_all()?
@@ -312,6 +356,42 @@ pub fn default_route_interfaces(interfaces: &[Interface], probes: &[SocketAddr])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn why_nothing_is_left_says_what_is_true() {
+        let lo = Interface::new(
+            "lo",
+            Some(1),
+            vec![InterfaceAddr::new(IpAddr::from([127, 0, 0, 1]), 8)],
+        );
+        let mut eth0 = Interface::new(
+            "eth0",
+            Some(2),
+            vec![InterfaceAddr::new(IpAddr::from([10, 0, 0, 2]), 24)],
+        );
+        let none = InterfaceFilter::default();
+        assert!(
+            none.why_none(std::slice::from_ref(&lo))
+                .starts_with("only loopback is up: no network interface has an address")
+        );
+        eth0.up = false;
+        let both = [lo.clone(), eth0.clone()];
+        assert!(
+            none.why_none(&both)
+                .starts_with("only loopback is up: eth0 is down")
+        );
+        eth0.up = true;
+        let both = [lo, eth0];
+        let deny_eth = InterfaceFilter::new(&InterfacesConfig {
+            deny: vec!["eth*".to_owned()],
+            ..InterfacesConfig::default()
+        })
+        .unwrap_or_default();
+        assert_eq!(
+            deny_eth.why_none(&both),
+            "[interfaces] allow/deny filters out every interface with an address (eth0)"
+        );
+    }
 
     #[test]
     fn if_inet6_flags() {

@@ -53,6 +53,9 @@ mod context;
 mod discoverer;
 mod error;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod interfaces;
 pub mod peer;
@@ -75,6 +78,7 @@ pub use discoverer::{PeerDiscoverer, PeerSink};
 pub use error::{Classify, Error, FailureKind, OnError, StrategyError};
 pub use identity::{DeviceId, Fingerprint, Identity};
 pub use peer::Peer;
+pub use peer::{Offer, OfferTo};
 pub use registry::Registry;
 pub use resolver::AddressResolver;
 

@@ -2,9 +2,11 @@
 //! announces.
 
 mod name;
+mod offer;
 mod rounds;
 
 pub use name::{REPLACEMENT, clean_name, is_clean, is_control, is_invisible};
+pub use offer::{BadOffer, Offer, OfferTo};
 pub use rounds::{ROUND, Rounds, evict_least};
 
 use std::net::SocketAddr;
@@ -39,6 +41,8 @@ pub struct Peer {
     pub session_tag: Option<[u8; 8]>,
     /// Port of its link listener, when it accepts connections from the peers it knows.
     pub link_port: Option<u16>,
+    /// The listener it offers to the device it cannot reach, when it waits to be dialled.
+    pub offer: Option<Offer>,
     /// The strategy that found it first (filled in by the chain runner).
     pub strategy: String,
     /// Time from the start of discovery to the first sighting (filled in by the chain runner).
@@ -57,6 +61,7 @@ impl Peer {
             fingerprint,
             session_tag: None,
             link_port: None,
+            offer: None,
             strategy: String::new(),
             found_after: Duration::ZERO,
         }
@@ -85,6 +90,9 @@ impl Peer {
         }
         if later.link_port.is_some() {
             self.link_port = later.link_port;
+        }
+        if later.offer.is_some() {
+            self.offer = later.offer;
         }
         if self.name.is_empty() {
             self.name = later.name;

@@ -5,7 +5,8 @@
 //! `~/.local/state/localpair` on Linux; the local data directory elsewhere), or `[device]
 //! state_dir`. The directory is mode 0700 and every file 0600. Files are written atomically (a
 //! temporary file created exclusively in the same directory, fsync, rename, fsync of the
-//! directory), so a crash leaves the old or the new file, never a torn one. Symbolic links are
+//! directory: [`write_private`], which the CLI uses for every file it writes that holds a secret),
+//! so a crash leaves the old or the new file, never a torn one. Symbolic links are
 //! never followed, and a file that group or others can read is refused with the `chmod` that fixes
 //! it: another user on the machine must not read the device key.
 
@@ -147,31 +148,7 @@ impl StateDir {
     /// over the old one, and the directory synced.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.file(name);
-        let suffix = crate::identity::random_bytes::<6>()?;
-        let temp = self.file(&format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            crate::identity::hex(&suffix)
-        ));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp).map_err(|e| state_error(&temp, e))?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(state_error(&temp, e));
-        }
-        drop(file);
-        if let Err(e) = std::fs::rename(&temp, &path) {
-            let _ = std::fs::remove_file(&temp);
-            return Err(state_error(&path, e));
-        }
-        // The rename is durable only once the directory itself is on disk.
-        if let Ok(dir) = File::open(&self.path) {
-            let _ = dir.sync_all();
-        }
+        write_private(&path, bytes).map_err(|e| state_error(&path, e))?;
         self.sweep_temporaries(name);
         Ok(())
     }
@@ -242,6 +219,58 @@ impl StateDir {
             }
         }
     }
+}
+
+/// Replaces `path` with `bytes` atomically, readable by this user only: a temporary file with a
+/// random name, created exclusively (`O_EXCL`: never through a symbolic link or over an existing
+/// file, whoever planted it) with mode 0600 in the target's own directory, written and synced,
+/// then renamed over `path`, and the directory synced. Readers see the old file or the new one,
+/// never half of one, and nobody else can open the new one at any point.
+///
+/// When `path` itself is a symbolic link, the rename replaces the link with the new file: what it
+/// pointed to is never written. (In a sticky directory like `/tmp` a link planted by another user
+/// cannot be replaced at all and the write fails.) The temporary file is named
+/// `.<file name>.<pid>.<random>.tmp` and removed when anything fails.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let suffix =
+        crate::identity::random_bytes::<6>().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let temp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        crate::identity::hex(&suffix)
+    ));
+    write_via(&temp, path, dir, bytes)
+}
+
+/// [`write_private`] through the temporary file `temp` in `dir`.
+fn write_via(temp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(temp)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(temp, path));
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(temp);
+        return Err(e);
+    }
+    // The rename is durable only once the directory itself is on disk.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Opens for reading without following a final symbolic link.
@@ -353,6 +382,53 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", state.file("link")).unwrap();
         let error = state.read("link", 64).unwrap_err().to_string();
         assert!(error.contains("symbolic link"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_writes_are_0600_and_never_follow_a_planted_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = scratch("private");
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"untouched").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+        // A link at the target is replaced by the new file; what it pointed to is not written.
+        let target = dir.join("code.png");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        write_private(&target, b"image").unwrap();
+        assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
+        assert_eq!(std::fs::read(&target).unwrap(), b"image");
+        assert_eq!(mode(&target), 0o600);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+
+        // A link (or anything) at the temporary name: the write fails, nothing is followed, the
+        // target keeps its old contents and the planted link stays as it was.
+        let temp = dir.join(".code.png.planted.tmp");
+        std::os::unix::fs::symlink(&victim, &temp).unwrap();
+        let error = write_via(&temp, &target, &dir, b"other").unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+        assert_eq!(std::fs::read(&target).unwrap(), b"image");
+        assert!(std::fs::symlink_metadata(&temp).unwrap().is_symlink());
+
+        // Over an existing readable file: replaced by a private one; no temporary left behind.
+        let report = dir.join("report.json");
+        std::fs::write(&report, b"old").unwrap();
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&report, b"new").unwrap();
+        assert_eq!(mode(&report), 0o600);
+        let temporaries = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".tmp") && !name.contains("planted")
+            })
+            .count();
+        assert_eq!(temporaries, 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

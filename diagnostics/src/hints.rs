@@ -200,7 +200,8 @@ fn local(checks: &[Check], hints: &mut Vec<Hint>) {
                     filtered.join("; ")
                 ),
                 format!(
-                    "allow incoming {port} (or the localpair program) in this device's firewall"
+                    "allow incoming {port} (or the localpair program) in this device's firewall: \
+                     `localpair firewall` prints the exact rules"
                 ),
                 &["self-reachability"],
             ));
@@ -306,7 +307,10 @@ fn multicast(checks: &[Check], hints: &mut Vec<Hint>) {
                 unseen.join(", "),
                 if unseen.len() == 1 { "it" } else { "them" }
             ),
-            format!("allow incoming {ports} in this device's firewall"),
+            format!(
+                "allow incoming {ports} in this device's firewall: `localpair firewall` prints \
+                 the exact rules"
+            ),
             &["peer-discovery"],
         ));
     }
@@ -374,8 +378,8 @@ fn reachability(checks: &[Check], hints: &mut Vec<Hint>) {
             names.join(", "),
             if names.len() == 1 { "its" } else { "their" }
         ),
-        "allow incoming connections to localpair on the other device, or turn off client/AP \
-         isolation on the router",
+        "allow incoming connections to localpair on the other device (`localpair firewall` \
+         there prints the exact rules), or turn off client/AP isolation on the router",
         &["peer-reachability"],
     ));
 }

@@ -51,6 +51,7 @@
 
 mod config;
 mod environment;
+pub mod firewall;
 mod hints;
 mod interfaces;
 mod local;

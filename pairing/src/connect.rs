@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use localpair_core::chain::explain;
 use localpair_core::identity::Identity;
-use localpair_core::{Fingerprint, JoinTarget, Peer};
+use localpair_core::{Context, Fingerprint, JoinTarget, OfferTo, Peer};
 use serde::Serialize;
 
+use crate::error::Attempted;
 use crate::link::{self, Link};
+use crate::offer::OfferListener;
 use crate::race::{DialRecord, Lost, Target};
 use crate::trust::KnownPeer;
 use crate::{Error, Refusal};
@@ -34,6 +36,8 @@ pub struct Connected {
 pub(crate) struct Reconnect {
     pub(crate) identity: Arc<Identity>,
     pub(crate) peer: KnownPeer,
+    /// Where to listen when offering the peer the other direction.
+    pub(crate) offer_port: u16,
 }
 
 impl Reconnect {
@@ -43,8 +47,6 @@ impl Reconnect {
 }
 
 impl Target for Reconnect {
-    type Won = Link;
-
     fn matches(&self, peer: &Peer) -> bool {
         peer.fingerprint == self.key()
     }
@@ -87,22 +89,35 @@ impl Target for Reconnect {
             link::ALPN,
         )
     }
+
+    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error> {
+        let mut listener = OfferListener::for_peer(&self.identity, self.key(), self.offer_port)?;
+        listener.announce(ctx, OfferTo::Device(self.key().device_id()));
+        Ok(listener)
+    }
 }
 
 /// Why a reconnection failed, in words that say which side does not know whom.
 pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     let who = format!("{} [{}]", peer.label(), peer.id());
+    let discovery = lost
+        .report
+        .as_ref()
+        .map(|r| r.attempts.clone())
+        .unwrap_or_default();
     if let Some(Error::Refused {
         addr,
         refusal: Refusal::UnknownPeer,
     }) = &lost.refusal
     {
-        return Error::ConnectFailed {
-            summary: format!(
-                "{who} at {addr} refused the connection: it does not know this device (it forgot \
-                 it, or its trust store was reset); pair again"
-            ),
-        };
+        return Error::ConnectFailed(Box::new(Attempted {
+            tried: format!("{who} at {addr} refused the connection"),
+            likely: "it does not know this device (it forgot it, or its trust store was reset); \
+                     pair again"
+                .to_owned(),
+            dials: lost.dials,
+            discovery,
+        }));
     }
     if let Some(refusal) = lost.refusal {
         return refusal;
@@ -131,9 +146,30 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
             .as_deref()
             .is_some_and(|e| e.contains("does not match the pinned key"))
     });
+    let heard = lost
+        .sightings
+        .iter()
+        .find(|p| p.fingerprint == peer.fingerprint && crate::race::announced(p));
+    let errors: Vec<&str> = lost
+        .dials
+        .iter()
+        .filter_map(|d| d.error.as_deref())
+        .collect();
+    let all_timed_out = !errors.is_empty() && errors.iter().all(|e| e.contains("timed out"));
+    let firewalled = match (heard, peer.link_port) {
+        (Some(heard), Some(port)) if all_timed_out => Some(crate::join::firewall_hint(
+            "the peer",
+            heard,
+            heard.link_port.unwrap_or(port),
+            lost.offered,
+        )),
+        _ => None,
+    };
     let likely = if impostor {
         "another device with another key answered at the peer's address (an impostor, or the \
          peer was reinstalled and needs pairing again)"
+    } else if let Some(firewalled) = &firewalled {
+        firewalled.as_str()
     } else if not_accepting {
         "the peer is on the network but does not accept connections: run `localpair listen` there"
     } else if lost.dials.is_empty() {
@@ -141,7 +177,7 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     } else {
         "the peer could not be reached at any address found for it"
     };
-    let discovery = lost
+    let explained = lost
         .report
         .as_ref()
         .map(|r| format!("; discovery: {}", explain(&r.attempts)))
@@ -151,7 +187,10 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
     } else {
         format!("tried {}", tried.join("; "))
     };
-    Error::ConnectFailed {
-        summary: format!("{who}: {tried}{discovery}. Likely: {likely}"),
-    }
+    Error::ConnectFailed(Box::new(Attempted {
+        tried: format!("{who}: {tried}{explained}"),
+        likely: likely.to_owned(),
+        dials: lost.dials,
+        discovery,
+    }))
 }

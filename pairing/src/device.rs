@@ -6,18 +6,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use localpair_core::chain::{Subscription, Watch, explain};
+use localpair_core::chain::{Change, Subscription, Watch};
 use localpair_core::config::Settings;
 use localpair_core::identity::Identity;
 use localpair_core::{Advert, ChainMode, Context, DiscovererChain, Peer, Registry, ResolverChain};
 use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::code::{Flow, PairingCode};
 use crate::config::{ConnectConfig, JoinConfig, PairingConfig};
 use crate::connect::{Connected, Reconnect, explain_failure};
 use crate::link::{Link, LinkListener, PORT_FILE};
 use crate::nearby::Watching;
-use crate::race::{RaceOptions, race};
+use crate::offer::{LinkAnswer, OfferDialer};
+use crate::race::{OTHER_DIRECTION, RaceOptions, race};
 use crate::trust::{KnownPeer, PairedHow, TrustStore};
 use crate::{Error, HostOptions, JoinOptions, Joined, Paired, PairingHost, listen_addresses};
 
@@ -35,7 +37,6 @@ pub struct Device {
     save: bool,
     /// The link port, once chosen (kept in the state directory).
     link_port: Mutex<Option<u16>>,
-    advert: Mutex<Advert>,
     announcer: Mutex<Announcer>,
 }
 
@@ -108,7 +109,6 @@ impl Device {
             connect,
             save: true,
             link_port: Mutex::new(None),
-            advert: Mutex::new(Advert::default()),
             announcer: Mutex::new(Announcer::default()),
         })
     }
@@ -162,9 +162,7 @@ impl Device {
     }
 
     fn set_advert(&self, change: impl FnOnce(&mut Advert)) {
-        let mut advert = self.advert.lock().unwrap_or_else(PoisonError::into_inner);
-        change(&mut advert);
-        self.ctx.set_advert(*advert);
+        self.ctx.update_advert(change);
     }
 
     /// Announces this device through the `[discover]` chain until the guard is dropped; the
@@ -269,7 +267,7 @@ impl Device {
         let resolved = resolver.resolve(&self.ctx).await;
         let listen = listen_addresses(flow, &resolved.candidates, self.pairing.code_candidates)
             .ok_or_else(|| Error::NoAddress {
-                attempts: explain(&resolved.attempts),
+                attempts: resolved.attempts.clone(),
             })?;
         let options = HostOptions {
             flow,
@@ -290,12 +288,14 @@ impl Device {
             a.pairing_port = Some(port);
             a.session_tag = Some(tag);
         });
-        let (announcing, _) = self.announce()?;
+        let (announcing, nearby) = self.announce()?;
+        let offers = Forwarding::offers(nearby, host.offer_inbox());
         Ok(Hosting {
             device: self,
             host,
             flow,
             warning: listen.warning,
+            _offers: offers,
             _announcing: announcing,
         })
     }
@@ -314,6 +314,7 @@ impl Device {
             deadline: self.join.0.deadline(),
             sightings,
             link_port: Some(self.link_port()?),
+            offer_port: self.pairing.port,
             ..JoinOptions::default()
         };
         let (codes_tx, codes_rx) = std::sync::mpsc::channel();
@@ -350,6 +351,7 @@ impl Device {
         let target = Arc::new(Reconnect {
             identity: Arc::clone(self.ctx.identity()),
             peer: peer.clone(),
+            offer_port: self.link_port()?,
         });
         let options = RaceOptions {
             dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
@@ -361,12 +363,12 @@ impl Device {
             Ok(won) => {
                 let addr = won.won.peer().addr;
                 let name = won.won.peer().name.clone();
-                if let Err(error) = self.trust.touch(
-                    &peer.fingerprint,
-                    Some(addr),
-                    Some(&name),
-                    Some(addr.port()),
-                ) {
+                // A peer that dialled our offer came from one of its own ephemeral ports.
+                let link_port = (won.via != OTHER_DIRECTION).then_some(addr.port());
+                if let Err(error) =
+                    self.trust
+                        .touch(&peer.fingerprint, Some(addr), Some(&name), link_port)
+                {
                     tracing::warn!(%error, "could not record the contact in the trust store");
                 }
                 let connected = Connected {
@@ -400,12 +402,44 @@ impl Device {
                 .unwrap_or_else(PoisonError::into_inner) = Some(port);
         }
         self.set_advert(|a| a.link_port = Some(port));
-        let (announcing, _) = self.announce()?;
+        let (announcing, nearby) = self.announce()?;
+        // Known peers that cannot get through offer to be dialled instead.
+        let (inbox, sightings) = mpsc::channel(crate::offer::OFFER_INBOX);
+        let dialer = OfferDialer::new(LinkAnswer {
+            identity: Arc::clone(self.ctx.identity()),
+            trust: self.trust.clone(),
+            inbox: listener.inbox(),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(dialer.run(sightings, stop.clone()));
         Ok(Listening {
             device: self,
             listener,
+            _offers: (Forwarding::offers(nearby, inbox), stop.drop_guard()),
             _announcing: announcing,
         })
+    }
+}
+
+/// Hands the offers discovery sees to a dialer, until dropped.
+struct Forwarding(tokio::task::JoinHandle<()>);
+
+impl Forwarding {
+    fn offers(mut nearby: Subscription, inbox: mpsc::Sender<Peer>) -> Self {
+        Self(tokio::spawn(async move {
+            while let Some(event) = nearby.next().await {
+                if event.change != Change::Lost && event.peer.offer.is_some() {
+                    // Full: dropped; the offering device keeps announcing.
+                    let _ = inbox.try_send(event.peer);
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -424,6 +458,7 @@ pub struct Hosting<'a> {
     host: PairingHost,
     flow: Flow,
     warning: Option<String>,
+    _offers: Forwarding,
     _announcing: Announcing<'a>,
 }
 
@@ -484,6 +519,7 @@ impl Drop for Hosting<'_> {
 pub struct Listening<'a> {
     device: &'a Device,
     listener: LinkListener,
+    _offers: (Forwarding, DropGuard),
     _announcing: Announcing<'a>,
 }
 

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use localpair_core::serve::Served;
-use localpair_core::{Classify, FailureKind};
+use localpair_core::{Attempt, Classify, FailureKind};
+use serde::Serialize;
 
+use crate::race::DialRecord;
 use crate::wire::Refusal;
 
 /// Everything that can go wrong while hosting or joining a pairing.
@@ -53,6 +55,13 @@ pub enum Error {
         /// The host's address.
         addr: SocketAddr,
     },
+    /// A device that offered the other direction was dialled, but did not prove it holds the
+    /// code (it sent a wrong proof, or came too late).
+    #[error("{addr}: the device that offered to be dialled did not prove it holds the code")]
+    JoinerRefused {
+        /// Where it was dialled.
+        addr: SocketAddr,
+    },
     /// Another connection to the same host paired first; this one was not used.
     #[error("{addr}: not needed, another address paired first")]
     Superseded {
@@ -85,23 +94,41 @@ pub enum Error {
         matching: String,
     },
     /// Hosting is impossible: no resolver found an address that a peer could use.
-    #[error("no usable address found; {attempts}")]
+    #[error(
+        "no usable address found; {}",
+        localpair_core::chain::explain(attempts)
+    )]
     NoAddress {
         /// Every resolver attempt and how it ended.
-        attempts: String,
+        attempts: Vec<Attempt>,
     },
-    /// Reconnecting to a known peer failed.
-    #[error("connecting failed: {summary}")]
-    ConnectFailed {
-        /// What was tried, and the likely cause (which side does not know whom).
-        summary: String,
-    },
+    /// Reconnecting to a known peer failed (the likely cause says which side does not know
+    /// whom, or which firewall drops what).
+    #[error("connecting failed: {0}")]
+    ConnectFailed(Box<Attempted>),
     /// No address paired before the deadline.
-    #[error("pairing failed: {summary}")]
-    JoinFailed {
-        /// What was tried, and the likely cause.
-        summary: String,
-    },
+    #[error("pairing failed: {0}")]
+    JoinFailed(Box<Attempted>),
+}
+
+/// What a failed join or reconnect tried, and the likely cause.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Attempted {
+    /// What was tried, in a sentence ("tried 10.0.0.2:19537 (from direct): timed out; …").
+    pub tried: String,
+    /// The likely cause, and what to do about it.
+    pub likely: String,
+    /// Every dial, in either direction.
+    pub dials: Vec<DialRecord>,
+    /// How each discoverer's attempt ended.
+    pub discovery: Vec<Attempt>,
+}
+
+impl std::fmt::Display for Attempted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}. Likely: {}", self.tried, self.likely)
+    }
 }
 
 impl Error {
@@ -122,7 +149,9 @@ impl Classify for Error {
             Self::Core(core) => core.failure_kind(),
             Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
             Self::Malformed { .. } => FailureKind::Protocol,
-            Self::Refused { .. } | Self::HostProofInvalid { .. } => FailureKind::Security,
+            Self::Refused { .. } | Self::HostProofInvalid { .. } | Self::JoinerRefused { .. } => {
+                FailureKind::Security
+            }
             Self::CodeExpired { .. } => FailureKind::Security,
             Self::Superseded { .. }
             | Self::JoinFailed { .. }

@@ -16,8 +16,9 @@ use super::{EXPORTER_LABEL, Paired, PairedPeer, read_message, send};
 use crate::code::{Flow, PairingCode, Role, Secret};
 use crate::error::Error;
 use crate::link::Link;
+use localpair_core::Peer;
 use localpair_core::bind::Fallback;
-use localpair_core::identity::Identity;
+use localpair_core::identity::{Fingerprint, Identity};
 use localpair_core::serve::{Admission, Limits, accept_loop};
 use localpair_core::tls;
 
@@ -126,7 +127,7 @@ impl State {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     identity: Arc<Identity>,
     secret: Secret,
     options: HostOptions,
@@ -142,6 +143,7 @@ pub struct PairingHost {
     code: PairingCode,
     local_addrs: Vec<SocketAddr>,
     fallback: Option<Fallback>,
+    offers: mpsc::Sender<Peer>,
     shared: Arc<Shared>,
     paired: tokio::sync::Mutex<mpsc::Receiver<(Paired, Link)>>,
     _stop: DropGuard,
@@ -197,6 +199,12 @@ impl PairingHost {
             shared.options.max_per_source,
             shared.options.handshake_timeout,
         );
+        let (offers, inbox) = mpsc::channel(crate::offer::OFFER_INBOX);
+        let dialer = crate::offer::OfferDialer::new(crate::offer::HostAnswer {
+            shared: Arc::clone(&shared),
+            tag: code.session_tag(),
+        });
+        tokio::spawn(dialer.run(inbox, stop.clone()));
         let serving = Arc::clone(&shared);
         tokio::spawn(accept_loop(
             listeners,
@@ -213,6 +221,7 @@ impl PairingHost {
             code,
             local_addrs,
             fallback: bound.fallback,
+            offers,
             shared,
             paired: tokio::sync::Mutex::new(paired_rx),
             _stop: stop.drop_guard(),
@@ -232,6 +241,16 @@ impl PairingHost {
     /// Every address the host listens on, one port.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Where to hand the devices discovery sees while hosting: a joiner that cannot reach this
+    /// host offers to be dialled instead (an [`Offer`](localpair_core::Offer) for this code's
+    /// session tag in its announcements), and the host dials it — keys pinned, proofs as
+    /// usual. Other sightings are ignored; when the inbox is full, sightings are dropped (the
+    /// joiner keeps announcing). At most [`MAX_OFFERS`](crate::MAX_OFFERS) offers are kept and
+    /// [`MAX_OFFER_DIALS`](crate::MAX_OFFER_DIALS) dialled at once.
+    pub fn offer_inbox(&self) -> mpsc::Sender<Peer> {
+        self.offers.clone()
     }
 
     /// Set when the configured port was taken and the OS chose another.
@@ -262,6 +281,16 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The host's key and name.
+    pub(crate) fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// Whether a pairing completed and spent the code.
+    pub(crate) fn is_used(&self) -> bool {
+        self.lock().used
+    }
 }
 
 async fn serve(
@@ -284,7 +313,32 @@ async fn serve(
         conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
         (key, exporter)
     };
-    let Message::JoinerProof(proof) = read_message(&mut stream).await? else {
+    let proven = prove_as_host(shared, &mut stream, &exporter, remote, || {
+        admission.authenticated();
+    })
+    .await?;
+    if let Some((name, link_port)) = proven {
+        let stream = tokio_rustls::TlsStream::Server(stream);
+        deliver(shared, joiner_key, remote, name, link_port, stream);
+    }
+    Ok(())
+}
+
+/// The host's side of a pairing on an open TLS stream, whichever side dialled: read the
+/// joiner's proof, check it (a source that erred waits), prove ourselves, exchange names. The
+/// joiner proves first in both directions. Returns the joiner's name and link port, or `None`
+/// when the joiner was refused (and told why); `authenticated` runs once its proof is right.
+pub(crate) async fn prove_as_host<S>(
+    shared: &Shared,
+    stream: &mut S,
+    exporter: &[u8; 32],
+    remote: SocketAddr,
+    authenticated: impl FnOnce(),
+) -> Result<Option<(String, Option<u16>)>, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Message::JoinerProof(proof) = read_message(stream).await? else {
         return Err(Error::Malformed {
             reason: "expected the joiner's proof",
         });
@@ -300,35 +354,47 @@ async fn serve(
         } else if state.waiting(source, now) {
             // Not even looked at: a source that keeps guessing costs us nothing but this.
             Err(Refusal::TooManyAttempts)
-        } else if !shared.secret.verify(Role::Joiner, &exporter, &proof) {
+        } else if !shared.secret.verify(Role::Joiner, exporter, &proof) {
             let count = state.penalise(source, shared.options.wrong_proof_backoff, now);
             tracing::warn!(%remote, count, "wrong pairing proof; this source waits before its next");
             Err(Refusal::WrongProof)
         } else {
             state.exchanging = true;
-            admission.authenticated();
             Ok(())
         }
     };
     if let Err(refusal) = verdict {
-        send(&mut stream, &Message::Refused(refusal)).await?;
-        return Ok(());
+        send(stream, &Message::Refused(refusal)).await?;
+        return Ok(None);
     }
+    authenticated();
     // The code is spent only when the exchange completes: a joiner whose connection breaks
     // after the proofs may try again with the same code.
-    let exchanged = exchange_names(shared, &mut stream).await;
+    let exchanged = exchange_names(shared, stream, exporter).await;
     let mut state = shared.lock();
     state.exchanging = false;
-    let (name, link_port) = match exchanged {
-        Ok(info) => info,
+    match exchanged {
+        Ok(info) => {
+            state.used = true;
+            Ok(Some(info))
+        }
         Err(error) => {
             drop(state);
             tracing::warn!(%remote, %error, "the pairing exchange failed after both proofs; the code stays valid");
-            return Err(error);
+            Err(error)
         }
-    };
-    state.used = true;
-    drop(state);
+    }
+}
+
+/// Hands the one pairing to [`PairingHost::wait`].
+pub(crate) fn deliver(
+    shared: &Shared,
+    joiner_key: Fingerprint,
+    remote: SocketAddr,
+    name: String,
+    link_port: Option<u16>,
+    stream: tokio_rustls::TlsStream<TcpStream>,
+) {
     let peer = PairedPeer {
         id: joiner_key.device_id(),
         name,
@@ -341,20 +407,22 @@ async fn serve(
         elapsed: shared.started.elapsed(),
     };
     tracing::info!(peer = %paired.peer.id, %remote, "paired");
-    let link = Link::new(peer, tokio_rustls::TlsStream::Server(stream));
     // Capacity 1 and one exchange at a time: this never waits.
-    let _ = shared.paired.try_send((paired, link));
-    Ok(())
+    let _ = shared.paired.try_send((paired, Link::new(peer, stream)));
 }
 
 /// After both proofs: the host proves itself, then both send their names and link ports.
-async fn exchange_names(
+async fn exchange_names<S>(
     shared: &Shared,
-    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
-) -> Result<(String, Option<u16>), Error> {
+    stream: &mut S,
+    exporter: &[u8; 32],
+) -> Result<(String, Option<u16>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     send(
         stream,
-        &Message::HostProof(shared.secret.proof(Role::Host, &exporter_of(stream)?)),
+        &Message::HostProof(shared.secret.proof(Role::Host, exporter)),
     )
     .await?;
     let Message::Info { name, link_port } = read_message(stream).await? else {
@@ -371,13 +439,4 @@ async fn exchange_names(
     )
     .await?;
     Ok((name, link_port))
-}
-
-fn exporter_of(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Result<[u8; 32], Error> {
-    let mut exporter = [0u8; 32];
-    stream
-        .get_ref()
-        .1
-        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
-    Ok(exporter)
 }

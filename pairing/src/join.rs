@@ -12,13 +12,14 @@ use tokio::sync::mpsc;
 use super::wire::{Message, Refusal};
 use super::{EXPORTER_LABEL, PairedPeer, read_message, send};
 use crate::code::{PairingCode, Role};
-use crate::error::Error;
+use crate::error::{Attempted, Error};
 use crate::link::Link;
-use crate::race::{DialRecord, RaceOptions, Target, list_addresses, race};
-use localpair_core::chain::{DiscoverReport, DiscovererChain, explain};
+use crate::offer::OfferListener;
+use crate::race::{DialRecord, Lost, RaceOptions, Target, list_addresses, race};
+use localpair_core::chain::{DiscovererChain, explain};
 use localpair_core::identity::Identity;
 use localpair_core::tls;
-use localpair_core::{Context, JoinTarget, Peer};
+use localpair_core::{Context, JoinTarget, OfferTo, Peer};
 
 /// How a joiner dials.
 #[derive(Debug, Clone)]
@@ -35,6 +36,9 @@ pub struct JoinOptions {
     pub sightings: Option<mpsc::Sender<Peer>>,
     /// This device's link port, told to the host so it can reconnect later.
     pub link_port: Option<u16>,
+    /// Where this device listens when it offers the host the other direction (the host is
+    /// heard but no dial gets through): the pairing port unless set; 0 lets the OS choose.
+    pub offer_port: u16,
 }
 
 impl Default for JoinOptions {
@@ -45,6 +49,7 @@ impl Default for JoinOptions {
             max_parallel: 16,
             sightings: None,
             link_port: None,
+            offer_port: crate::host::DEFAULT_PORT,
         }
     }
 }
@@ -67,8 +72,18 @@ pub struct Joined {
 /// Serialises the proof step of parallel dials to one host: connections race, but only one at a
 /// time may spend the code, and none after one succeeded (a second proof would only meet "used").
 #[derive(Debug, Default)]
-struct ProofTurn {
+pub(crate) struct ProofTurn {
     done: tokio::sync::Mutex<bool>,
+}
+
+/// What the joiner brings to the proofs, in either direction.
+#[derive(Debug)]
+pub(crate) struct JoinerSide {
+    /// The name this device tells the host.
+    pub(crate) name: String,
+    pub(crate) code: PairingCode,
+    pub(crate) link_port: Option<u16>,
+    pub(crate) turn: ProofTurn,
 }
 
 /// One pairing handshake with the host at `addr`.
@@ -78,34 +93,74 @@ pub async fn dial(
     code: &PairingCode,
     addr: SocketAddr,
 ) -> Result<Link, Error> {
-    dial_in_turn(identity, code, addr, None, &ProofTurn::default()).await
+    let side = JoinerSide {
+        name: identity.name().to_owned(),
+        code: code.clone(),
+        link_port: None,
+        turn: ProofTurn::default(),
+    };
+    dial_in_turn(identity, &side, addr).await
 }
 
 async fn dial_in_turn(
     identity: &Identity,
-    code: &PairingCode,
+    side: &JoinerSide,
     addr: SocketAddr,
-    link_port: Option<u16>,
-    turn: &ProofTurn,
 ) -> Result<Link, Error> {
-    let config = tls::client_config(identity, code.fingerprint, crate::ALPN)?;
+    let config = tls::client_config(identity, side.code.fingerprint, crate::ALPN)?;
     let mut stream = tls::connect(config, addr).await?;
-    let mut done = turn.done.lock().await;
-    if *done {
-        return Err(Error::Superseded { addr });
-    }
     let mut exporter = [0u8; 32];
     stream
         .get_ref()
         .1
         .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
+    let (name, link_port) = prove_as_joiner(&mut stream, side, &exporter, addr).await?;
+    Ok(Link::new(
+        host_peer(&side.code, name, addr, link_port),
+        tokio_rustls::TlsStream::Client(stream),
+    ))
+}
+
+/// The host as the joiner paired with it.
+pub(crate) fn host_peer(
+    code: &PairingCode,
+    name: String,
+    addr: SocketAddr,
+    link_port: Option<u16>,
+) -> PairedPeer {
+    PairedPeer {
+        id: code.device_id(),
+        name,
+        fingerprint: code.fingerprint,
+        addr,
+        link_port,
+    }
+}
+
+/// The joiner's side of a pairing on an open TLS stream to the code's host (its key pinned by
+/// the TLS handshake), whichever side dialled: prove first, check the host's proof, exchange
+/// names. Returns the host's name and link port.
+pub(crate) async fn prove_as_joiner<S>(
+    stream: &mut S,
+    side: &JoinerSide,
+    exporter: &[u8; 32],
+    addr: SocketAddr,
+) -> Result<(String, Option<u16>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut done = side.turn.done.lock().await;
+    if *done {
+        return Err(Error::Superseded { addr });
+    }
+    let code = &side.code;
     send(
-        &mut stream,
-        &Message::JoinerProof(code.secret.proof(Role::Joiner, &exporter)),
+        stream,
+        &Message::JoinerProof(code.secret.proof(Role::Joiner, exporter)),
     )
     .await?;
-    match read_message(&mut stream).await? {
-        Message::HostProof(proof) if code.secret.verify(Role::Host, &exporter, &proof) => {}
+    match read_message(stream).await? {
+        Message::HostProof(proof) if code.secret.verify(Role::Host, exporter, &proof) => {}
         Message::HostProof(_) => return Err(Error::HostProofInvalid { addr }),
         Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
         _ => {
@@ -116,38 +171,21 @@ async fn dial_in_turn(
     }
     // Both proofs checked. The code is spent only once the names are through: if this exchange
     // breaks, another of our dials may take its turn (the host keeps the code valid).
-    let (name, host_link_port) = exchange_names(identity, link_port, &mut stream).await?;
-    *done = true;
-    drop(done);
-    let peer = PairedPeer {
-        id: code.device_id(),
-        name,
-        fingerprint: code.fingerprint,
-        addr,
-        link_port: host_link_port,
-    };
-    Ok(Link::new(peer, tokio_rustls::TlsStream::Client(stream)))
-}
-
-async fn exchange_names(
-    identity: &Identity,
-    link_port: Option<u16>,
-    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-) -> Result<(String, Option<u16>), Error> {
     send(
         stream,
         &Message::Info {
-            name: identity.name().to_owned(),
-            link_port,
+            name: side.name.clone(),
+            link_port: side.link_port,
         },
     )
     .await?;
-    match read_message(stream).await? {
-        Message::Info { name, link_port } => Ok((name, link_port)),
-        _ => Err(Error::Malformed {
+    let Message::Info { name, link_port } = read_message(stream).await? else {
+        return Err(Error::Malformed {
             reason: "expected the host's info",
-        }),
-    }
+        });
+    };
+    *done = true;
+    Ok((name, link_port))
 }
 
 /// What a joiner holding `code` looks for: discoverers that dial known addresses or scan for the
@@ -165,21 +203,19 @@ pub fn join_target(code: &PairingCode) -> JoinTarget {
 /// The host a joiner holding a code looks for.
 struct Pairing {
     identity: Arc<Identity>,
-    code: PairingCode,
-    link_port: Option<u16>,
-    turn: ProofTurn,
+    side: Arc<JoinerSide>,
+    /// Where to listen when offering the other direction.
+    offer_port: u16,
 }
 
 impl Target for Pairing {
-    type Won = Link;
-
     fn matches(&self, peer: &Peer) -> bool {
-        peer.fingerprint == self.code.fingerprint
-            || peer.session_tag == Some(self.code.session_tag())
+        peer.fingerprint == self.side.code.fingerprint
+            || peer.session_tag == Some(self.side.code.session_tag())
     }
 
     fn dial_addr(&self, _peer: &Peer, mut addr: SocketAddr) -> Option<SocketAddr> {
-        addr.set_port(self.code.port);
+        addr.set_port(self.side.code.port);
         Some(addr)
     }
 
@@ -187,9 +223,7 @@ impl Target for Pairing {
         self: Arc<Self>,
         addr: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>> {
-        Box::pin(async move {
-            dial_in_turn(&self.identity, &self.code, addr, self.link_port, &self.turn).await
-        })
+        Box::pin(async move { dial_in_turn(&self.identity, &self.side, addr).await })
     }
 
     fn is_final(&self, error: &Error) -> bool {
@@ -199,7 +233,14 @@ impl Target for Pairing {
     }
 
     fn join_target(&self) -> JoinTarget {
-        join_target(&self.code)
+        join_target(&self.side.code)
+    }
+
+    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error> {
+        let mut listener =
+            OfferListener::for_host(&self.identity, Arc::clone(&self.side), self.offer_port)?;
+        listener.announce(ctx, OfferTo::Session(self.side.code.session_tag()));
+        Ok(listener)
     }
 }
 
@@ -218,16 +259,21 @@ pub async fn join(
 ) -> Result<(Joined, Link), Error> {
     let identity = Arc::clone(ctx.identity());
     let link_port = options.link_port;
+    let offer_port = options.offer_port;
     // The code, kept for the failure message.
     let (codes_tx, codes_rx) = std::sync::mpsc::channel();
     let target = async move {
         let code = code.await?;
         let _ = codes_tx.send(code.clone());
         Ok::<_, Error>(Arc::new(Pairing {
+            side: Arc::new(JoinerSide {
+                name: identity.name().to_owned(),
+                code,
+                link_port,
+                turn: ProofTurn::default(),
+            }),
             identity,
-            code,
-            link_port,
-            turn: ProofTurn::default(),
+            offer_port,
         }))
     };
     let race_options = RaceOptions {
@@ -251,21 +297,25 @@ pub async fn join(
                 return Err(refusal);
             }
             let code = codes_rx.try_recv().ok().filter(|_| lost.had_target);
-            Err(Error::JoinFailed {
-                summary: summarize(code.as_ref(), &lost.dials, lost.report.as_ref()),
-            })
+            let (tried, likely) = summarize(code.as_ref(), &lost);
+            Err(Error::JoinFailed(Box::new(Attempted {
+                tried,
+                likely,
+                discovery: lost.report.map(|r| r.attempts).unwrap_or_default(),
+                dials: lost.dials,
+            })))
         }
     }
 }
 
 /// "What was tried" and "what likely went wrong", in a sentence or three.
-fn summarize(
-    code: Option<&PairingCode>,
-    dials: &[DialRecord],
-    report: Option<&DiscoverReport>,
-) -> String {
+fn summarize(code: Option<&PairingCode>, lost: &Lost) -> (String, String) {
+    let (dials, report) = (&lost.dials, lost.report.as_ref());
     let Some(code) = code else {
-        return "no pairing code arrived before the deadline".to_owned();
+        return (
+            "no pairing code arrived before the deadline".to_owned(),
+            "the code was not typed or pasted in time; start the join again".to_owned(),
+        );
     };
     let mut out = String::new();
     if dials.is_empty() {
@@ -299,6 +349,18 @@ fn summarize(
          that; discovery found it at an address where nothing listens for pairing",
         list_addresses(&code.candidates)
     );
+    // Heard announcing: the host is on this network and discovery reaches it.
+    let heard = lost.sightings.iter().find(|p| {
+        (p.fingerprint == code.fingerprint || p.session_tag == Some(code.session_tag()))
+            && crate::race::announced(p)
+    });
+    let all_timed_out = !errors.is_empty() && errors.iter().all(|e| e.contains("timed out"));
+    let firewalled = match heard {
+        Some(host) if all_timed_out => {
+            Some(firewall_hint("the host", host, code.port, lost.offered))
+        }
+        _ => None,
+    };
     let hint = if errors
         .iter()
         .any(|e| e.contains("does not match the pinned key"))
@@ -308,13 +370,41 @@ fn summarize(
         listens_only.as_str()
     } else if dials.is_empty() {
         "the host is not on this network (another subnet, a VPN, or Wi-Fi client isolation), or it stopped"
-    } else if errors.iter().all(|e| e.contains("timed out")) {
-        "packets to the host are dropped: a firewall on the host, or Wi-Fi client isolation"
+    } else if let Some(firewalled) = &firewalled {
+        firewalled.as_str()
+    } else if all_timed_out {
+        "nothing was heard from the host and every connection timed out: Wi-Fi client \
+         isolation or multicast filtering between the devices, or a firewall on the host \
+         (`localpair diagnose` on both tells which)"
     } else if errors.iter().any(|e| e.contains("refused")) {
         "nothing listens at those addresses any more: the host stopped or moved to another address"
     } else {
         "the host could not be reached"
     };
-    out.push_str(&format!(". Likely: {hint}"));
-    out
+    (out, hint.to_owned())
+}
+
+/// "Discovery works, connections do not": names the firewall that drops them. `who` was heard
+/// announcing (as `heard`) but every dial to its `port` timed out; `offered` is the port this
+/// device offered the other direction on, if it did (and nothing came).
+pub(crate) fn firewall_hint(who: &str, heard: &Peer, port: u16, offered: Option<u16>) -> String {
+    let at = heard
+        .addrs
+        .first()
+        .map(|a| format!(" at {}", a.ip()))
+        .unwrap_or_default();
+    let mut hint = format!(
+        "{who} is on this network (heard announcing{at} via {}) but a firewall on {who} drops \
+         incoming TCP {port}",
+        heard.strategy
+    );
+    match offered {
+        Some(offered) => hint.push_str(&format!(
+            "; this device offered the other direction on TCP {offered} and no connection \
+             arrived either: a firewall on this device drops incoming TCP {offered} too"
+        )),
+        None => hint.push_str("; the other direction was not tried"),
+    }
+    hint.push_str(". `localpair firewall` prints the rules that let localpair through");
+    hint
 }

@@ -71,11 +71,15 @@ mod config;
 mod connect;
 mod device;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod join;
 pub mod link;
 mod listen;
 mod nearby;
+mod offer;
 mod race;
 pub mod trust;
 mod wire;
@@ -89,7 +93,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use config::{ConnectConfig, JoinConfig, PairingConfig};
 pub use connect::Connected;
 pub use device::{Device, Hosting, Listening};
-pub use error::Error;
+pub use error::{Attempted, Error};
 use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};
 pub use wire::Refusal;
@@ -100,6 +104,7 @@ pub use link::{Link, LinkListener};
 pub use listen::{ListenPlan, listen_addresses};
 pub use localpair_core::chain::Change;
 pub use nearby::{Nearby, Watching};
+pub use offer::{MAX_OFFER_DIALS, MAX_OFFERS};
 pub use race::DialRecord;
 
 /// ALPN of the pairing listener.

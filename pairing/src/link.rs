@@ -127,14 +127,7 @@ pub async fn dial(
 ) -> Result<Link, Error> {
     let config = tls::client_config(identity, peer_key, ALPN)?;
     let mut stream = tls::connect(config, addr).await?;
-    send(
-        &mut stream,
-        &Message::Info {
-            name: identity.name().to_owned(),
-            link_port: None,
-        },
-    )
-    .await?;
+    send_info(&mut stream, identity.name()).await?;
     let name = match read_message(&mut stream).await? {
         Message::Info { name, .. } => name,
         Message::Refused(refusal) => return Err(Error::Refused { addr, refusal }),
@@ -158,6 +151,9 @@ pub async fn dial(
 /// listener and the links not yet taken.
 pub struct LinkListener {
     local_addr: SocketAddr,
+    /// Where links opened the other way (this device dialled a peer's offer) join the ones
+    /// accepted.
+    inbox: mpsc::Sender<Link>,
     accepted: tokio::sync::Mutex<mpsc::Receiver<Link>>,
     _stop: DropGuard,
 }
@@ -184,6 +180,7 @@ impl LinkListener {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], bound.port)));
         let acceptor = TlsAcceptor::from(tls::server_config(&identity, None, ALPN)?);
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+        let inbox = tx.clone();
         let stop = CancellationToken::new();
         let served = Arc::new(Served {
             identity,
@@ -204,6 +201,7 @@ impl LinkListener {
         tracing::debug!(%local_addr, "link listener started");
         Ok(Self {
             local_addr,
+            inbox,
             accepted: tokio::sync::Mutex::new(rx),
             _stop: stop.drop_guard(),
         })
@@ -212,6 +210,11 @@ impl LinkListener {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.local_addr.port()
+    }
+
+    /// Queues a link this device opened to a peer's offer, as if the peer had dialled in.
+    pub(crate) fn inbox(&self) -> mpsc::Sender<Link> {
+        self.inbox.clone()
     }
 
     /// The next link from a known device.
@@ -247,11 +250,7 @@ impl Served {
         let key = tls::peer_fingerprint(stream.get_ref().1).ok_or(Error::Malformed {
             reason: "no client key",
         })?;
-        let Message::Info { name, .. } = read_message(&mut stream).await? else {
-            return Err(Error::Malformed {
-                reason: "expected the dialling device's info",
-            });
-        };
+        let name = read_info(&mut stream).await?;
         let known = self.trust.touch(&key, Some(remote), Some(&name), None)?;
         if !known {
             tracing::warn!(
@@ -265,14 +264,7 @@ impl Served {
             return Ok(());
         }
         admission.authenticated();
-        send(
-            &mut stream,
-            &Message::Info {
-                name: self.identity.name().to_owned(),
-                link_port: None,
-            },
-        )
-        .await?;
+        send_info(&mut stream, self.identity.name()).await?;
         let peer = PairedPeer {
             id: key.device_id(),
             name,
@@ -289,5 +281,43 @@ impl Served {
             tracing::warn!(%remote, "link dropped: {ACCEPT_QUEUE} links are waiting to be taken");
         }
         Ok(())
+    }
+}
+
+/// The listening side of a link to the known peer with `key` (pinned by the TLS handshake) that
+/// dialled us: its name, then ours.
+pub(crate) async fn greet_dialler(
+    mut stream: tokio_rustls::server::TlsStream<TcpStream>,
+    key: Fingerprint,
+    remote: SocketAddr,
+    own_name: &str,
+) -> Result<Link, Error> {
+    let name = read_info(&mut stream).await?;
+    send_info(&mut stream, own_name).await?;
+    let peer = PairedPeer {
+        id: key.device_id(),
+        name,
+        fingerprint: key,
+        addr: remote,
+        link_port: None,
+    };
+    Ok(Link::new(peer, TlsStream::Server(stream)))
+}
+
+async fn send_info<S: AsyncWrite + Unpin>(stream: &mut S, name: &str) -> Result<(), Error> {
+    let info = Message::Info {
+        name: name.to_owned(),
+        link_port: None,
+    };
+    send(stream, &info).await
+}
+
+/// The dialling device's name, its first message.
+async fn read_info<S: AsyncRead + Unpin>(stream: &mut S) -> Result<String, Error> {
+    match read_message(stream).await? {
+        Message::Info { name, .. } => Ok(name),
+        _ => Err(Error::Malformed {
+            reason: "expected the dialling device's info",
+        }),
     }
 }

@@ -1,7 +1,10 @@
 //! The dial race both joining and reconnecting run: discovery starts at once; every address found
 //! for the device sought is dialled in parallel as soon as the device is known; a dial that was
-//! accepted and then dropped (a listener under load) is tried again with back-off; the first dial
-//! that succeeds wins and everything else stops.
+//! accepted and then dropped (a listener under load) is tried again with back-off; when the
+//! device was sighted but no dial got through within [`OFFER_DELAY`], this device also offers
+//! the other direction (it listens, announces an [`Offer`](localpair_core::Offer), and the
+//! device sought dials it); the first connection that succeeds, either way, wins and everything
+//! else stops.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,6 +22,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::link::Link;
+use crate::offer::{Inbound, OfferListener};
 
 /// How long a race that has nothing left to try waits for discovery to report another address
 /// before it gives up.
@@ -32,6 +37,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(crate) const MAX_SIGHTINGS: usize = 256;
 /// Capacity of the channel from discovery; discovery waits when the race falls behind.
 const LIVE_QUEUE: usize = 256;
+/// How long after the first sighting of the device sought this device offers the other
+/// direction if no dial has got through: on a LAN a dial takes a few milliseconds, so waiting
+/// longer only delays the case where a firewall drops them.
+pub(crate) const OFFER_DELAY: Duration = Duration::from_millis(300);
+/// How long an offer waits to be dialled before a race whose dials all went unanswered gives
+/// up (the device sought was heard, so nothing else will change).
+pub(crate) const OFFER_WAIT: Duration = Duration::from_secs(3);
+/// The `via` of a connection the device sought opened to our offer.
+pub(crate) const OTHER_DIRECTION: &str = "other direction (it dialled this device)";
 
 /// One dial and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,8 +65,6 @@ pub struct DialRecord {
 
 /// What is dialled, and how.
 pub(crate) trait Target: Send + Sync + 'static {
-    /// What a successful dial gives.
-    type Won: Send + 'static;
     /// Whether a sighting is of the device sought.
     fn matches(&self, peer: &Peer) -> bool;
     /// The address to dial for one of a matching peer's addresses, if any.
@@ -61,11 +73,13 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn dial(
         self: Arc<Self>,
         addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Result<Self::Won, Error>> + Send>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>>;
     /// The device itself said no: no other address can help.
     fn is_final(&self, error: &Error) -> bool;
     /// For the discoverers that wait for one (known addresses, subnet scan).
     fn join_target(&self) -> JoinTarget;
+    /// The other direction: a listener the device sought may dial, announced through `ctx`.
+    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error>;
 }
 
 /// Limits of one race.
@@ -78,8 +92,8 @@ pub(crate) struct RaceOptions {
 }
 
 /// A won race.
-pub(crate) struct Won<W> {
-    pub(crate) won: W,
+pub(crate) struct Won {
+    pub(crate) won: Link,
     pub(crate) via: String,
     pub(crate) elapsed: Duration,
     pub(crate) dials: Vec<DialRecord>,
@@ -92,6 +106,8 @@ pub(crate) struct Lost {
     pub(crate) dials: Vec<DialRecord>,
     pub(crate) sightings: Vec<Peer>,
     pub(crate) report: Option<DiscoverReport>,
+    /// The port this device offered the other direction on, if it did.
+    pub(crate) offered: Option<u16>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -131,9 +147,9 @@ fn definitive(error: &Error) -> bool {
     }
 }
 
-type Dialed<W> = (usize, DialRecord, Result<W, Error>);
+type Dialed = (usize, DialRecord, Result<Link, Error>);
 
-struct Dialer<T: Target> {
+struct Dialer {
     options: RaceOptions,
     started: Instant,
     slots: Arc<Semaphore>,
@@ -142,14 +158,16 @@ struct Dialer<T: Target> {
     index: HashMap<SocketAddr, usize>,
     /// Dials waiting for their back-off, by address index.
     retries: Vec<(Instant, usize)>,
-    dials: JoinSet<Dialed<T::Won>>,
+    dials: JoinSet<Dialed>,
     records: Vec<DialRecord>,
     /// Whether every failed dial so far failed definitively.
     all_definitive: bool,
+    /// Whether no dial so far reached a listener (each timed out or failed definitively).
+    all_unanswered: bool,
 }
 
-impl<T: Target> Dialer<T> {
-    fn offer(&mut self, target: &Arc<T>, peer: &Peer) {
+impl Dialer {
+    fn offer<T: Target>(&mut self, target: &Arc<T>, peer: &Peer) {
         if !target.matches(peer) {
             return;
         }
@@ -166,7 +184,7 @@ impl<T: Target> Dialer<T> {
         }
     }
 
-    fn spawn(&mut self, target: &Arc<T>, index: usize) {
+    fn spawn<T: Target>(&mut self, target: &Arc<T>, index: usize) {
         let (addr, via, tries) = &mut self.addrs[index];
         *tries += 1;
         let (addr, via) = (*addr, via.clone());
@@ -203,7 +221,7 @@ impl<T: Target> Dialer<T> {
         self.retries.iter().map(|(at, _)| *at).min()
     }
 
-    fn due_retries(&mut self, target: &Arc<T>) {
+    fn due_retries<T: Target>(&mut self, target: &Arc<T>) {
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
         self.retries = later;
@@ -243,7 +261,7 @@ pub(crate) async fn race<T: Target>(
     chain: &DiscovererChain,
     target: impl Future<Output = Result<Arc<T>, Error>> + Send,
     options: RaceOptions,
-) -> Result<Result<Won<T::Won>, Lost>, Error> {
+) -> Result<Result<Won, Lost>, Error> {
     let started = Instant::now();
     let deadline = started + options.deadline;
     let stop = CancellationToken::new();
@@ -260,7 +278,7 @@ pub(crate) async fn race<T: Target>(
         };
         tokio::spawn(async move { chain.discover(&ctx, goal, Some(live_tx)).await })
     };
-    let mut dialer: Dialer<T> = Dialer {
+    let mut dialer = Dialer {
         slots: Arc::new(Semaphore::new(options.max_parallel.max(1))),
         options,
         started,
@@ -270,11 +288,16 @@ pub(crate) async fn race<T: Target>(
         dials: JoinSet::new(),
         records: Vec::new(),
         all_definitive: true,
+        all_unanswered: true,
     };
     let mut sightings: Vec<Peer> = Vec::new();
     let mut sought: Option<Arc<T>> = None;
     let mut live_open = true;
     let mut give_up_at: Option<Instant> = None;
+    // The other direction: when the device sought was first sighted, and the listener offered.
+    let mut first_sighted: Option<Instant> = None;
+    let mut offer_tried = false;
+    let mut offering: Option<(OfferListener, Instant)> = None;
     tokio::pin!(target);
     let refusal = loop {
         // Nothing in flight and nothing due: discovery is over, so nothing more can be tried.
@@ -294,6 +317,20 @@ pub(crate) async fn race<T: Target>(
             }
             _ => None,
         };
+        // An offer gets its time to be dialled; once it had it, dials that never reached a
+        // listener will not start to (the device was heard, so it is there: a firewall drops
+        // them).
+        if let Some((_, since)) = &offering {
+            let waited = *since + OFFER_WAIT;
+            give_up_at = match give_up_at {
+                Some(at) => Some(at.max(waited)),
+                None if dialer.all_unanswered && !dialer.records.is_empty() => Some(waited),
+                None => None,
+            };
+        }
+        let offer_at = first_sighted
+            .filter(|_| !offer_tried && sought.is_some())
+            .map(|at| at + OFFER_DELAY);
         let retry_at = dialer.next_retry();
         tokio::select! {
             known = &mut target, if sought.is_none() => {
@@ -301,6 +338,9 @@ pub(crate) async fn race<T: Target>(
                 ctx.set_join_target(known.join_target());
                 for peer in &sightings {
                     dialer.offer(&known, peer);
+                }
+                if sightings.iter().any(|p| known.matches(p) && announced(p)) {
+                    first_sighted.get_or_insert_with(Instant::now);
                 }
                 sought = Some(known);
             }
@@ -311,6 +351,9 @@ pub(crate) async fn race<T: Target>(
                     }
                     if let Some(t) = &sought {
                         dialer.offer(t, &peer);
+                        if t.matches(&peer) && announced(&peer) {
+                            first_sighted.get_or_insert_with(Instant::now);
+                        }
                     }
                     if sightings.len() >= MAX_SIGHTINGS {
                         sightings.remove(0);
@@ -337,6 +380,7 @@ pub(crate) async fn race<T: Target>(
                     (Err(error), Some(t)) if t.is_final(&error) => break Some(error),
                     (Err(error), _) => {
                         dialer.all_definitive &= definitive(&error);
+                        dialer.all_unanswered &= definitive(&error) || unanswered(&error);
                         if worth_retrying(&error) {
                             dialer.schedule_retry(index);
                         }
@@ -348,10 +392,54 @@ pub(crate) async fn race<T: Target>(
                     dialer.due_retries(&t);
                 }
             }
+            () = sleep_until_opt(offer_at) => {
+                offer_tried = true;
+                if let Some(t) = &sought {
+                    match t.offer(ctx) {
+                        Ok(listener) => offering = Some((listener, Instant::now())),
+                        Err(error) => tracing::warn!(%error, "cannot offer the other direction"),
+                    }
+                }
+            }
+            inbound = next_inbound(&mut offering) => match inbound {
+                Some((addr, Ok(won))) => {
+                    stop.cancel();
+                    dialer.dials.abort_all();
+                    dialer.records.push(DialRecord {
+                        addr,
+                        via: OTHER_DIRECTION.to_owned(),
+                        started_ms: millis(started.elapsed()),
+                        elapsed_ms: 0,
+                        error: None,
+                    });
+                    return Ok(Ok(Won {
+                        won,
+                        via: OTHER_DIRECTION.to_owned(),
+                        elapsed: started.elapsed(),
+                        dials: dialer.records,
+                    }));
+                }
+                Some((addr, Err(error))) => {
+                    tracing::info!(%addr, %error, "a connection to our offer failed");
+                    dialer.records.push(DialRecord {
+                        addr,
+                        via: OTHER_DIRECTION.to_owned(),
+                        started_ms: millis(started.elapsed()),
+                        elapsed_ms: 0,
+                        error: Some(error.to_string()),
+                    });
+                    if sought.as_ref().is_some_and(|t| t.is_final(&error)) {
+                        break Some(error);
+                    }
+                }
+                None => offering = None,
+            },
             () = tokio::time::sleep_until(deadline) => break None,
             () = sleep_until_opt(give_up_at) => break None,
         }
     };
+    let offered = offering.as_ref().map(|(listener, _)| listener.port());
+    drop(offering);
     stop.cancel();
     dialer.dials.abort_all();
     let report = tokio::time::timeout(Duration::from_secs(2), discovery)
@@ -364,7 +452,29 @@ pub(crate) async fn race<T: Target>(
         dials: dialer.records,
         sightings,
         report,
+        offered,
     }))
+}
+
+/// The next connection to our offer, if one is open; never resolves otherwise.
+async fn next_inbound(offering: &mut Option<(OfferListener, Instant)>) -> Option<Inbound> {
+    match offering {
+        Some((listener, _)) => listener.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a sighting comes from the device's own announcements (it is alive and discovery
+/// reaches it), not from a discoverer that only echoes known addresses or finds an open port:
+/// those do not know the device's name, announcements always carry it.
+pub(crate) fn announced(peer: &Peer) -> bool {
+    !peer.name.is_empty()
+}
+
+/// Whether a failed dial never reached a listener: it timed out (packets dropped on the way or
+/// by a firewall) rather than being refused or answered.
+fn unanswered(error: &Error) -> bool {
+    matches!(error, Error::Core(localpair_core::Error::Timeout { .. }))
 }
 
 /// The addresses, comma-separated.

@@ -349,3 +349,74 @@ async fn nothing_listening_fails_with_what_was_tried() {
     assert!(text.contains("(from direct)"), "{text}");
     assert!(text.contains("Likely: nothing listens"), "{text}");
 }
+
+/// A joiner's offer of the other direction, as the host's discovery would see it.
+fn offering_peer(joiner: &Identity, port: u16, to: localpair_core::OfferTo) -> Peer {
+    let mut peer = Peer::new(
+        joiner.fingerprint(),
+        "phone".into(),
+        vec![SocketAddr::new(LOOPBACK, 1)],
+    );
+    peer.offer = Some(localpair_core::Offer::new(port, to));
+    peer
+}
+
+fn joiner_side(joiner: &Identity, code: &PairingCode) -> Arc<join::JoinerSide> {
+    Arc::new(join::JoinerSide {
+        name: joiner.name().to_owned(),
+        code: code.clone(),
+        link_port: Some(4242),
+        turn: join::ProofTurn::default(),
+    })
+}
+
+#[tokio::test]
+async fn the_host_dials_a_joiner_that_offers_the_other_direction() {
+    let (_ctx, host) = host(HostOptions::default());
+    let joiner = Identity::ephemeral("phone").unwrap();
+    let side = joiner_side(&joiner, host.code());
+    let mut offer = offer::OfferListener::for_host(&joiner, side, 0).unwrap();
+    let tag = localpair_core::OfferTo::Session(host.code().session_tag());
+    // Offers for another pairing are not this host's business.
+    let other = localpair_core::OfferTo::Session([0; 8]);
+    let inbox = host.offer_inbox();
+    inbox
+        .send(offering_peer(&joiner, offer.port(), other))
+        .await
+        .unwrap();
+    inbox
+        .send(offering_peer(&joiner, offer.port(), tag))
+        .await
+        .unwrap();
+    let (inbound, hosted) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(10), offer.next()),
+        tokio::time::timeout(Duration::from_secs(10), host.wait()),
+    );
+    let (_, joined) = inbound.unwrap().unwrap();
+    let link = joined.unwrap();
+    assert_eq!(link.peer().name, "host");
+    assert_eq!(link.peer().fingerprint, host.code().fingerprint);
+    let (paired, _link) = hosted.unwrap().unwrap();
+    assert_eq!(paired.peer.name, "phone");
+    assert_eq!(paired.peer.fingerprint, joiner.fingerprint());
+    assert_eq!(paired.peer.link_port, Some(4242));
+}
+
+#[tokio::test]
+async fn an_offer_listener_refuses_anyone_but_the_host_of_the_code() {
+    let (_ctx, host) = host(HostOptions::default());
+    let joiner = Identity::ephemeral("phone").unwrap();
+    let mut offer =
+        offer::OfferListener::for_host(&joiner, joiner_side(&joiner, host.code()), 0).unwrap();
+    // Another device (not the code's key) dials the offer: the TLS handshake fails.
+    let stranger = Identity::ephemeral("stranger").unwrap();
+    let config = tls::client_config(&stranger, joiner.fingerprint(), ALPN).unwrap();
+    let dialled = tls::connect(config, SocketAddr::new(LOOPBACK, offer.port())).await;
+    let (_, outcome) = tokio::time::timeout(Duration::from_secs(5), offer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.is_err(), "a stranger got through");
+    drop(dialled);
+    assert_eq!(host.wrong_proofs(), 0);
+}

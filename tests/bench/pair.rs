@@ -1,4 +1,5 @@
-//! Pre-shared pairing, code in hand → paired; and the diagnostics report's run time.
+//! Pre-shared pairing, code in hand → paired (multicast working, UDP dropped, and in the other
+//! direction through a host firewall); and the diagnostics report's run time.
 
 use std::time::{Duration, Instant};
 
@@ -9,19 +10,23 @@ use crate::table::Table;
 use crate::{Options, json_run};
 
 pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError> {
-    for udp_dropped in [false, true] {
+    let cases = [
+        "pairing (pre-shared), multicast working",
+        "pairing (pre-shared), all UDP dropped: direct dial",
+        "pairing (pre-shared), the host's firewall drops incoming TCP: other direction",
+    ];
+    for (case, label) in cases.into_iter().enumerate() {
         let lab = Lab::new("bench_pair")?;
         let host = lab.add_host(HostSpec::new())?;
         let joiner = lab.add_host(HostSpec::new())?;
-        if udp_dropped {
-            host.drop_udp()?;
-            joiner.drop_udp()?;
+        match case {
+            1 => {
+                host.drop_udp()?;
+                joiner.drop_udp()?;
+            }
+            2 => host.drop_incoming_tcp()?,
+            _ => {}
         }
-        let label = if udp_dropped {
-            "pairing (pre-shared), all UDP dropped: direct dial"
-        } else {
-            "pairing (pre-shared), multicast working"
-        };
         let mut inside = Vec::new();
         let mut wall = Vec::new();
         let mut via = std::collections::BTreeMap::<String, usize>::new();
@@ -83,6 +88,60 @@ pub(crate) fn diagnose(table: &mut Table, options: &Options) -> Result<(), LabEr
             "diagnose, healthy lab — whole process"
         };
         table.times(label, wall);
+    }
+    Ok(())
+}
+
+/// How long a join that cannot succeed takes to say so: in a namespace where only loopback is
+/// up, after the host died, and when both devices' firewalls drop incoming TCP.
+pub(crate) fn failfast(table: &mut Table, options: &Options) -> Result<(), LabError> {
+    let runs = options.runs.min(10);
+    let cases = [
+        "join fails: only loopback is up",
+        "join fails: the host died",
+        "join fails: both firewalls drop incoming TCP",
+    ];
+    for (case, label) in cases.into_iter().enumerate() {
+        let lab = Lab::new("bench_failfast")?;
+        let host = lab.add_host(HostSpec::new())?;
+        let joiner = lab.add_host(HostSpec::new())?;
+        if case == 2 {
+            host.drop_incoming_tcp()?;
+            joiner.drop_incoming_tcp()?;
+        }
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let hosting = Localpair::on(&host)?
+                .args(["--json", "host", "--qr", "none"])
+                .start()?;
+            let code = hosting.next_json(Duration::from_secs(30))?["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match case {
+                0 => {
+                    joiner.exec(["ip", "link", "set", joiner.iface(), "down"])?;
+                }
+                1 => {
+                    drop(hosting);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                _ => {}
+            }
+            let started = Instant::now();
+            let ran = Localpair::on(&joiner)?
+                .args(["--json", "join", &code])
+                .run(Duration::from_secs(60))?;
+            wall.push(ms(started.elapsed()));
+            if ran.code() == Some(0) {
+                return Err(LabError::Timeout(format!("{label}: the join succeeded")));
+            }
+            if case == 0 {
+                joiner.exec(["ip", "link", "set", joiner.iface(), "up"])?;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        table.times(&format!("{label} — whole `localpair join` process"), wall);
     }
     Ok(())
 }

@@ -91,12 +91,16 @@ fn a_host_behind_dropped_multicast_is_not_found_and_says_why() {
     }
     let (code, report, stderr) = &results[2];
     assert_eq!(*code, Some(1), "{stderr}");
-    assert!(report.is_object(), "the report is still printed");
+    let error = &report["error"];
+    assert_eq!(error["kind"], "no-peers", "{report:#}");
     assert!(
         stderr.contains("error: no peer found within 4 s"),
         "{stderr}"
     );
-    let attempts = report["attempts"].as_array().unwrap();
+    let attempts = error["attempts"]
+        .as_array()
+        .expect("the attempts travel with the error");
+    assert!(!attempts.is_empty(), "{report:#}");
     for attempt in attempts {
         assert_eq!(attempt["outcome"], "empty", "{attempt}");
         let why = attempt["error"].as_str().unwrap_or_default();

@@ -31,6 +31,9 @@ fn a_join_with_nowhere_to_go_ends_at_once() {
         ran.stderr
     );
     assert!(ran.stderr.contains("unreachable"), "{}", ran.stderr);
+    // And the discoverers say what is true: no rule filtered anything, only loopback is up.
+    assert!(ran.stderr.contains("only loopback is up"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("allow/deny"), "{}", ran.stderr);
     drop(hosting);
 }
 

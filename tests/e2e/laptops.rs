@@ -112,12 +112,30 @@ fn a_host_listening_only_on_its_vpn_is_named_as_such_and_the_join_ends_early() {
     let (running, code, text) =
         start_host(&laptop, "post", "[resolve]\norder = [\"outbound-route\"]\n");
     assert_eq!(code.candidates, [v4("100.64.0.2")]);
+    let warned = Instant::now() + Duration::from_secs(5);
+    while !running.stderr().contains("no LAN address") && Instant::now() < warned {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         running.stderr().contains("no LAN address"),
         "the host warns: {}",
         running.stderr()
     );
 
+    // The joiner's dial to the tunnel address fails, but the host hears the joiner's offer and
+    // dials it over the LAN.
+    let joined = join(&phone, &text);
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    assert_eq!(
+        joined.json()["via"],
+        "other direction (it dialled this device)"
+    );
+    drop(running);
+
+    // With the joiner's firewall closed too, nothing gets through: the failure says why.
+    phone.drop_incoming_tcp().unwrap();
+    let (running, _, text) =
+        start_host(&laptop, "post", "[resolve]\norder = [\"outbound-route\"]\n");
     let started = Instant::now();
     let joined = join(&phone, &text);
     let took = started.elapsed();

@@ -1,7 +1,7 @@
 //! End to end: the devices nearby (issue 10's discovery events) — `discover --watch` reports a
 //! device when it comes, whether this device knows it, and says it is lost when it goes silent
 //! (udp-multicast) or says goodbye (mDNS).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::time::{Duration, Instant};
 

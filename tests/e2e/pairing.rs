@@ -312,38 +312,92 @@ fn join_waiting_for_a_code_gives_up_at_its_deadline() {
     );
 }
 
+/// `localpair --json host --qr TARGET` plus `extra` on `host`; returns the process once the QR file
+/// is complete (it is written before the host waits for a joiner), with its code.
+fn host_with_qr(host: &Host, target: &str, config: &str, extra: &[&str]) -> (Running, String) {
+    let running = Localpair::on(host)
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .args(["--json", "host", "--qr", target])
+        .args(extra)
+        .start()
+        .unwrap();
+    let line = running.next_json(STEP).unwrap();
+    let code = line["code"].as_str().unwrap().to_owned();
+    assert!(code.starts_with("LP:"), "{line}");
+    (running, code)
+}
+
+/// Waits until `path` is a regular file (`present`) or is gone.
+fn wait_for_file(path: &std::path::Path, present: bool) {
+    let deadline = std::time::Instant::now() + STEP;
+    while std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) != present {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} still {}",
+            path.display(),
+            if present { "missing" } else { "there" }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
-fn qr_codes_are_written_as_png_and_svg() {
+fn qr_codes_are_written_privately_and_removed_when_the_code_ends() {
+    use std::os::unix::fs::PermissionsExt as _;
     let lab = lab_or_skip!("pair_qr");
-    let [h1] = hosts(&lab, 1);
+    let [h1, h2] = hosts(&lab, 2);
     let dir = std::env::temp_dir().join(format!("lp-qr-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (kind, file) in [("png", "code.png"), ("svg", "code.svg")] {
-        let path = dir.join(file);
-        let target = format!("{kind}:{}", path.display());
-        let host = Localpair::on(&h1)
-            .unwrap()
-            .args(["--json", "host", "--qr", &target])
-            .start()
-            .unwrap();
-        let code = host.next_json(STEP).unwrap();
-        assert!(code["code"].as_str().unwrap().starts_with("LP:"));
-        // The file is complete before the process waits for a joiner.
-        let deadline = std::time::Instant::now() + STEP;
-        while !path.is_file() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} not written",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        match kind {
-            "png" => assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n"),
-            _ => assert!(String::from_utf8_lossy(&bytes).contains("<svg")),
-        }
-        drop(host);
-    }
+
+    // PNG, and a pairing ends the code: the file goes.
+    let png = dir.join("code.png");
+    let (host, code) = host_with_qr(&h1, &format!("png:{}", png.display()), "", &[]);
+    wait_for_file(&png, true);
+    let meta = std::fs::metadata(&png).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "the QR holds the secret"
+    );
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    // The joiner takes the code from a file (argv is visible to every local user).
+    let code_file = dir.join("code.txt");
+    std::fs::write(&code_file, format!("{code}\n")).unwrap();
+    std::fs::set_permissions(&code_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let joined = Localpair::on(&h2)
+        .unwrap()
+        .args(["--json", "join", "--code-file", code_file.to_str().unwrap()])
+        .run(CLI_TIMEOUT)
+        .unwrap();
+    assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
+    assert!(!joined.stderr.contains("warning"), "{}", joined.stderr);
+    assert_eq!(host_result(host)["paired"], true);
+    wait_for_file(&png, false);
+
+    // SVG, and SIGTERM ends the host: the file goes too.
+    let svg = dir.join("code.svg");
+    let (mut host, _) = host_with_qr(&h1, &format!("svg:{}", svg.display()), "", &[]);
+    wait_for_file(&svg, true);
+    assert!(String::from_utf8_lossy(&std::fs::read(&svg).unwrap()).contains("<svg"));
+    host.child().terminate();
+    let (status, stderr) = host.finish(STEP).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    wait_for_file(&svg, false);
+
+    // --keep-qr: the code expires, the file stays.
+    let kept = dir.join("kept.png");
+    let (host, _) = host_with_qr(
+        &h1,
+        &format!("png:{}", kept.display()),
+        "[pairing]\ncode_ttl_ms = 1500\n",
+        &["--keep-qr"],
+    );
+    wait_for_file(&kept, true);
+    let (status, stderr) = host.finish(STEP).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(kept.is_file(), "--keep-qr removed it; {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -24,6 +24,10 @@ pub struct Faults {
     pub udp_loss: u8,
     /// TCP ports blocked: any segment whose source or destination port is one of these is dropped.
     pub drop_tcp_ports: BTreeSet<u16>,
+    /// Incoming TCP connections are dropped (a new connection's first segment, on the input hook
+    /// only), as a host firewall does: the host's own connections and their replies still pass,
+    /// and UDP is untouched.
+    pub drop_tcp_in: bool,
 }
 
 impl Faults {
@@ -51,6 +55,9 @@ impl Faults {
         for port in &self.drop_tcp_ports {
             rules.push(format!("tcp dport {port} drop"));
             rules.push(format!("tcp sport {port} drop"));
+        }
+        if self.drop_tcp_in && dir == "iif" {
+            rules.push("meta l4proto tcp ct state new drop".to_owned());
         }
         rules
     }

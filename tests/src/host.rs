@@ -403,6 +403,11 @@ impl Host {
         })
     }
 
+    /// Drops incoming TCP connections, as a host firewall does (see [`Faults::drop_tcp_in`]).
+    pub fn drop_incoming_tcp(&self) -> Result<(), LabError> {
+        self.change_faults(|f| f.drop_tcp_in = true)
+    }
+
     /// Removes every fault (the host's nft table is deleted).
     pub fn clear_faults(&self) -> Result<(), LabError> {
         self.change_faults(|f| *f = Faults::default())

@@ -8,6 +8,7 @@ use super::{block_on, device, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
+use crate::progress::Spinner;
 
 pub(super) fn run(args: &Args, who: &str) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
@@ -15,10 +16,12 @@ pub(super) fn run(args: &Args, who: &str) -> Result<(), Error> {
         let device = device(settings, registry)?;
         // An unknown or ambiguous name is bad usage (exit 2), found before dialling.
         device.trust().find(who).map_err(Error::Usage)?;
+        let spinner = Spinner::start(args, &format!("looking for {who} and dialling it"));
         let connected = tokio::select! {
             connected = device.connect(who) => connected,
             () = interrupted() => return Err(Error::Interrupted),
         };
+        spinner.clear();
         let (connected, link) = connected.map_err(Error::Pairing)?;
         let peer = link.peer().clone();
         progress(&format!(

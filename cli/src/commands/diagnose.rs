@@ -1,11 +1,9 @@
 //! `localpair diagnose`: the diagnostics report, as text or JSON, optionally saved and redacted.
 
-use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use localpair_core::interfaces::InterfaceFilter;
 use localpair_diagnostics::{
     self as diagnostics, DiagnosticsConfig, Options, ProgressEvent, Report,
@@ -14,6 +12,7 @@ use localpair_diagnostics::{
 use super::{block_on, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
+use crate::progress::Spinner;
 use crate::{logging, output};
 
 pub(super) fn run(
@@ -31,19 +30,15 @@ pub(super) fn run(
     if let Some(window) = window {
         options = options.with_window(window);
     }
-    let spinner = (!args.json && !args.quiet && std::io::stderr().is_terminal()).then(spinner);
-    if let Some(bar) = &spinner {
-        options = options.with_progress(show_progress(bar.clone()));
-    }
+    let spinner = Spinner::start(args, "starting");
+    options = options.with_progress(show_progress(spinner.clone()));
     let report = block_on(async {
         tokio::select! {
             report = diagnostics::run_with_settings(settings, &registry, options) => Ok(report),
             () = interrupted() => Err(Error::Interrupted),
         }
     });
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
+    spinner.clear();
     let report = report?;
     let report = if redact { report.redacted(&[]) } else { report };
     if args.json {
@@ -67,20 +62,12 @@ fn save(report: &Report, path: &Path) -> Result<(), Error> {
     };
     let mut text = serde_json::to_string_pretty(report).map_err(|e| file_error(e.into()))?;
     text.push('\n');
-    std::fs::write(path, text).map_err(file_error)
+    // The report names this machine's addresses, interfaces and peers: 0600, written atomically
+    // and never through a symbolic link, like every file localpair writes.
+    localpair_core::state::write_private(path, text.as_bytes()).map_err(file_error)
 }
 
-fn spinner() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-        bar.set_style(style);
-    }
-    bar.set_message("starting");
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
-}
-
-fn show_progress(bar: ProgressBar) -> diagnostics::Progress {
+fn show_progress(bar: Spinner) -> diagnostics::Progress {
     Arc::new(move |event: &ProgressEvent| {
         if let ProgressEvent::Started {
             name,
@@ -93,8 +80,8 @@ fn show_progress(bar: ProgressBar) -> diagnostics::Progress {
             let wait = expected
                 .map(|d| format!(" (announcing and listening for {:.0} s)", d.as_secs_f64()))
                 .unwrap_or_default();
-            bar.reset_elapsed();
-            bar.set_message(format!("[{index}/{total}] {name}{wait}"));
+            bar.restart();
+            bar.say(format!("[{index}/{total}] {name}{wait}"));
         }
     })
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use localpair_core::chain::explain;
 use localpair_core::{DiscovererChain, DiscoveryGoal};
 use localpair_pairing::{Change, Nearby};
 use serde_json::json;
@@ -45,7 +44,10 @@ pub(super) fn run(
         Ok(report)
     })?;
     if args.json {
-        output::json(&report)?;
+        // A failure is one error object instead (it carries the attempts).
+        if !report.peers.is_empty() {
+            output::json(&report)?;
+        }
     } else {
         let mut text = format!(
             "{} peer(s) in {:.0} ms:\n",
@@ -68,7 +70,7 @@ pub(super) fn run(
     if report.peers.is_empty() {
         return Err(Error::NoPeers {
             seconds: window.as_secs_f64(),
-            attempts: explain(&report.attempts),
+            attempts: report.attempts,
         });
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `localpair host`.
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use localpair_pairing::code::Flow;
@@ -11,7 +12,13 @@ use crate::error::Error;
 use crate::output;
 use crate::qr::{self, QrTarget};
 
-pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget, save: bool) -> Result<(), Error> {
+pub(super) fn run(
+    args: &Args,
+    flow: FlowArg,
+    target: &QrTarget,
+    keep_qr: bool,
+    save: bool,
+) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
     let flow = match flow {
         FlowArg::Pre => Flow::Pre,
@@ -36,12 +43,14 @@ pub(super) fn run(args: &Args, flow: FlowArg, target: &QrTarget, save: bool) -> 
                 None
             }
         };
-        show_code(args, &code, hosting.ttl(), target)?;
+        let qr_file = show_code(args, &code, hosting.ttl(), target, keep_qr)?;
         let outcome = tokio::select! {
             outcome = hosting.wait() => outcome.map_err(Error::Pairing),
             () = interrupted() => Err(Error::Interrupted),
         };
         drop(hosting);
+        // The code is over, whatever ended it: its QR file goes too (unless --keep-qr).
+        drop(qr_file);
         if let Some(mapping) = mapping
             && let Err(error) = mapping.shutdown().await
         {
@@ -69,7 +78,8 @@ fn show_code(
     code: &localpair_pairing::code::PairingCode,
     ttl: Duration,
     target: &QrTarget,
-) -> Result<(), Error> {
+    keep_qr: bool,
+) -> Result<Option<qr::QrFile>, Error> {
     let text = code.encode();
     if args.json {
         output::json(&json!({
@@ -92,19 +102,32 @@ fn show_code(
             }
         ))?;
     }
-    match target {
+    let file = match target {
         QrTarget::Terminal => {
-            let drawing = qr::terminal(&text)?;
+            // With --json the drawing goes to stderr, beside the progress lines.
+            let to_terminal = if args.json {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            };
+            let drawing = qr::terminal(&text, crate::progress::colour(to_terminal))?;
             if args.json {
                 progress(&drawing);
             } else {
                 output::text(&drawing)?;
             }
+            None
         }
-        QrTarget::Png(path) => qr::png(&text, path, 8)?,
-        QrTarget::Svg(path) => qr::svg(&text, path)?,
-        QrTarget::None => {}
-    }
+        QrTarget::Png(path) => {
+            qr::png(&text, path, 8)?;
+            Some(qr::QrFile::new(path, keep_qr))
+        }
+        QrTarget::Svg(path) => {
+            qr::svg(&text, path)?;
+            Some(qr::QrFile::new(path, keep_qr))
+        }
+        QrTarget::None => None,
+    };
     progress("Waiting for a device to join…");
-    Ok(())
+    Ok(file)
 }

@@ -3,6 +3,8 @@
 mod connect;
 mod diagnose;
 mod discover;
+mod docs;
+mod firewall;
 mod host;
 mod join;
 mod listen;
@@ -27,12 +29,24 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
             ..
         } => discover::watch(args, *timeout),
         Command::Discover { timeout, count, .. } => discover::run(args, *timeout, *count),
-        Command::Host { flow, qr, no_save } => host::run(args, *flow, qr, !no_save),
-        Command::Join { code, no_save } => join::run(args, code.as_deref(), !no_save),
+        Command::Host {
+            flow,
+            qr,
+            keep_qr,
+            no_save,
+        } => host::run(args, *flow, qr, *keep_qr, !no_save),
+        Command::Join {
+            code,
+            code_file,
+            no_save,
+        } => join::run(args, code.as_deref(), code_file.as_deref(), !no_save),
         Command::Listen { once } => listen::run(args, *once),
         Command::Connect { peer } => connect::run(args, peer),
         Command::Peers => peers::list(args),
         Command::Forget { peer } => peers::forget(args, peer),
+        Command::Firewall { shell } => firewall::run(args, *shell),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
         Command::Diagnose {
             out,
             redact,
@@ -93,10 +107,29 @@ pub(crate) fn device(settings: Settings, registry: Registry) -> Result<Device, E
     })
 }
 
-/// Resolves when Ctrl-C is pressed (never, if the handler cannot be installed).
+/// Resolves on Ctrl-C, or on SIGTERM on Unix (never, if no handler can be installed): both ask
+/// for a clean stop, so what the command made for its run (a QR file, a port mapping) is removed.
 pub(crate) async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }
 

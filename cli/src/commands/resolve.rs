@@ -1,7 +1,6 @@
 //! `localpair resolve`.
 
 use localpair_core::ResolverChain;
-use localpair_core::chain::explain;
 
 use super::{block_on, context, load};
 use crate::args::Args;
@@ -16,7 +15,10 @@ pub(super) fn run(args: &Args) -> Result<(), Error> {
         Ok::<_, Error>(chain.resolve(&ctx).await)
     })?;
     if args.json {
-        output::json(&report)?;
+        // A failure is one error object instead (it carries the attempts).
+        if !report.candidates.is_empty() {
+            output::json(&report)?;
+        }
     } else {
         let mut text = String::new();
         if !report.candidates.is_empty() {
@@ -43,7 +45,7 @@ pub(super) fn run(args: &Args) -> Result<(), Error> {
     }
     if report.candidates.is_empty() {
         return Err(Error::NoCandidates {
-            attempts: explain(&report.attempts),
+            attempts: report.attempts,
         });
     }
     Ok(())

@@ -13,7 +13,7 @@
 //! bounded per reporter, which the `peer-observed` resolver self-confirms before using.
 
 mod observed;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};

@@ -77,7 +77,7 @@ impl InterfaceSweep {
         let (candidates, passed_over) = self.gather(&interfaces, &default_route);
         if candidates.is_empty() {
             let seen = if passed_over.is_empty() {
-                "no interface besides loopback is permitted".to_owned()
+                ctx.why_no_interfaces()
             } else {
                 format!("seen only {}", passed_over.join("; "))
             };

@@ -66,6 +66,7 @@ impl PeerDiscoverer for Mdns {
             usable_interfaces(ctx.interfaces().map_err(Error::Core)?, self.config.ipv6);
         if interfaces.is_empty() {
             return Err(Error::NoInterfaces {
+                detail: ctx.why_no_interfaces(),
                 ipv6: self.config.ipv6,
             }
             .into());

@@ -9,12 +9,15 @@ use localpair_core::{Classify, DeviceId, FailureKind};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The `[interfaces]` filter (or the `ipv6` option) left no interface with a usable address.
+    /// No interface is left to run on: only loopback is up, or the `[interfaces]` filter (or
+    /// the `ipv6` option) left none with a usable address.
     #[error(
-        "no interface to run mDNS on: [interfaces] permits none that is up with an address{}",
+        "no interface to run mDNS on: {detail}{}",
         if *.ipv6 { "" } else { " (IPv4 only, ipv6 = false)" }
     )]
     NoInterfaces {
+        /// What is true of the interfaces (from `Context::why_no_interfaces`).
+        detail: String,
         /// Whether IPv6 addresses counted.
         ipv6: bool,
     },
@@ -221,7 +224,10 @@ mod tests {
                 FailureKind::NothingFound,
             ),
             (
-                Error::NoInterfaces { ipv6: true },
+                Error::NoInterfaces {
+                    detail: "only loopback is up".to_owned(),
+                    ipv6: true,
+                },
                 FailureKind::NotApplicable,
             ),
             (Error::ZeroPort, FailureKind::Protocol),

@@ -76,6 +76,9 @@ mod config;
 mod daemon;
 mod discoverer;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod txt;
 
 pub use config::Config;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use localpair_core::{Advert, DeviceId, Fingerprint, Peer};
+use localpair_core::{Advert, DeviceId, Fingerprint, Offer, Peer};
 
 use crate::error::Error;
 
@@ -26,9 +26,12 @@ pub mod key {
     pub const SESSION_TAG: &str = "tag";
     /// Link listener port, decimal, while the device accepts connections from known peers.
     pub const LINK_PORT: &str = "lp";
+    /// A listener offered to a device this one cannot reach: `session:<tag hex>@<port>` or
+    /// `device:<device id>@<port>` (see `localpair_core::Offer`).
+    pub const OFFER: &str = "of";
 }
 
-/// Most entries a record may have before we stop reading it. Ours has at most 7; the slack is for
+/// Most entries a record may have before we stop reading it. Ours has at most 8; the slack is for
 /// later versions adding keys.
 pub const MAX_ENTRIES: usize = 32;
 /// Most bytes of keys and values together. Ours is under 200; 1,300 keeps a record inside one
@@ -52,6 +55,8 @@ pub struct Txt {
     pub session_tag: Option<[u8; 8]>,
     /// Port of the link listener, while the device accepts connections from known peers.
     pub link_port: Option<u16>,
+    /// The listener it offers to a device it cannot reach.
+    pub offer: Option<Offer>,
 }
 
 impl Txt {
@@ -63,6 +68,7 @@ impl Txt {
             pairing_port: advert.pairing_port,
             session_tag: advert.session_tag,
             link_port: advert.link_port,
+            offer: advert.offer,
         }
     }
 
@@ -87,6 +93,9 @@ impl Txt {
         }
         if let Some(port) = self.link_port {
             out.push((key::LINK_PORT, port.to_string()));
+        }
+        if let Some(offer) = self.offer {
+            out.push((key::OFFER, offer.to_string()));
         }
         out
     }
@@ -126,6 +135,7 @@ impl Txt {
         peer.pairing_port = self.pairing_port;
         peer.session_tag = self.session_tag;
         peer.link_port = self.link_port;
+        peer.offer = self.offer;
         peer
     }
 }
@@ -140,6 +150,7 @@ struct Slots<'a> {
     pairing_port: Option<Option<&'a [u8]>>,
     session_tag: Option<Option<&'a [u8]>>,
     link_port: Option<Option<&'a [u8]>>,
+    offer: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> Slots<'a> {
@@ -158,6 +169,8 @@ impl<'a> Slots<'a> {
             &mut self.session_tag
         } else if k.eq_ignore_ascii_case(key::LINK_PORT) {
             &mut self.link_port
+        } else if k.eq_ignore_ascii_case(key::OFFER) {
+            &mut self.offer
         } else {
             return;
         };
@@ -215,12 +228,27 @@ impl<'a> Slots<'a> {
                 })
             })
             .transpose()?;
+        let offer = self
+            .offer
+            .map(|v| {
+                value(v, key::OFFER).and_then(|v| {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|text| text.parse::<Offer>().ok())
+                        .ok_or(Error::MalformedTxt {
+                            key: key::OFFER,
+                            reason: "is not session:<16 hex digits>@<port> or device:<id>@<port>",
+                        })
+                })
+            })
+            .transpose()?;
         Ok(Txt {
             fingerprint,
             name,
             pairing_port,
             session_tag,
             link_port,
+            offer,
         })
     }
 }
@@ -326,6 +354,28 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Some(v.into_bytes())))
             .collect()
+    }
+
+    #[test]
+    fn an_offer_round_trips_and_a_bad_one_is_named() {
+        let offer = Offer::new(19_537, localpair_core::OfferTo::Session([0xcd; 8]));
+        let advert = Advert::default().with_offer(Some(offer));
+        let txt = Txt::new(Fingerprint::from_bytes([5; 32]), "desk", advert);
+        let entries = txt.entries();
+        assert!(entries.contains(&("of", format!("session:{}@19537", "cd".repeat(8)))));
+        let raw: Vec<(String, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some(v.as_bytes().to_vec())))
+            .collect();
+        let back = Txt::parse(raw.iter().map(|(k, v)| (k.as_str(), v.as_deref()))).unwrap();
+        assert_eq!(back.into_peer(Vec::new()).offer, Some(offer));
+        let mut bad = raw;
+        bad.retain(|(k, _)| k != "of");
+        bad.push(("of".to_owned(), Some(b"session:zz@1".to_vec())));
+        let error = Txt::parse(bad.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("of"), "{error}");
     }
 
     #[test]

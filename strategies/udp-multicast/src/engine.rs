@@ -102,11 +102,7 @@ impl Engine {
         let interfaces = ctx.interfaces()?;
         let (specs, skipped) = socket::select(&interfaces, config.ipv6);
         if specs.is_empty() {
-            let detail = if interfaces.is_empty() {
-                "no interface passes [interfaces] allow/deny".to_owned()
-            } else {
-                skipped.join("; ")
-            };
+            let detail = socket::no_link_detail(ctx, &skipped);
             return Err(Error::NoInterfaces { detail });
         }
         // Without a listener we still announce, with port 0: peers find us but cannot report.
@@ -294,6 +290,7 @@ impl Engine {
         packet.pairing_port = self.current.pairing_port;
         packet.session_tag = self.current.session_tag;
         packet.link_port = self.current.link_port;
+        packet.offer = self.current.offer;
         let bytes = packet.encode();
         let link = &mut self.links[index];
         match link.socket.send_to(&bytes, link.dest) {

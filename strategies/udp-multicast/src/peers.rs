@@ -43,6 +43,7 @@ struct Entry {
     pairing_port: Option<u16>,
     session_tag: Option<[u8; 8]>,
     link_port: Option<u16>,
+    offer: Option<localpair_core::Offer>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
     /// Rounds this key was heard in: a device that keeps announcing outranks forged
@@ -103,6 +104,7 @@ impl PeerTable {
                     pairing_port: packet.pairing_port,
                     session_tag: packet.session_tag,
                     link_port: packet.link_port,
+                    offer: packet.offer,
                     sightings: vec![Sighting {
                         link: link.clone(),
                         addr,
@@ -125,10 +127,12 @@ impl PeerTable {
         if entry.pairing_port != packet.pairing_port
             || entry.session_tag != packet.session_tag
             || entry.link_port != packet.link_port
+            || entry.offer != packet.offer
         {
             entry.pairing_port = packet.pairing_port;
             entry.session_tag = packet.session_tag;
             entry.link_port = packet.link_port;
+            entry.offer = packet.offer;
             changed = true;
         }
         entry.last_seen = now;
@@ -203,6 +207,7 @@ impl PeerTable {
         peer.pairing_port = entry.pairing_port;
         peer.session_tag = entry.session_tag;
         peer.link_port = entry.link_port;
+        peer.offer = entry.offer;
         Some(peer)
     }
 

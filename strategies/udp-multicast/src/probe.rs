@@ -71,11 +71,7 @@ pub(crate) async fn loopback_test(
     let (specs, skipped) = socket::select(&interfaces, config.ipv6);
     if specs.is_empty() {
         return Err(Error::NoInterfaces {
-            detail: if interfaces.is_empty() {
-                "no interface passes [interfaces] allow/deny".to_owned()
-            } else {
-                skipped.join("; ")
-            },
+            detail: socket::no_link_detail(ctx, &skipped),
         });
     }
     let own = ctx.identity().fingerprint();

@@ -51,6 +51,25 @@ impl LinkSpec {
 
 /// The links to open on `interfaces` (already filtered by `[interfaces]`), and why each other
 /// interface was passed over.
+/// Why no link can be opened: what is true of the device's interfaces (only loopback is up, or
+/// `[interfaces]` filtered them out), then, when that is not the whole story, why each permitted
+/// interface was passed over.
+pub(crate) fn no_link_detail(ctx: &localpair_core::Context, skipped: &[String]) -> String {
+    let why = ctx.why_no_interfaces();
+    let relevant: Vec<&String> = skipped
+        .iter()
+        .filter(|s| !s.ends_with(": loopback"))
+        .collect();
+    if why.starts_with("only loopback") || relevant.is_empty() {
+        return why;
+    }
+    relevant
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub(crate) fn select(interfaces: &[Interface], ipv6: bool) -> (Vec<LinkSpec>, Vec<String>) {
     let mut links = Vec::new();
     let mut skipped = Vec::new();

@@ -12,22 +12,29 @@
 //!                              bit 2 SESSION_TAG  the session-tag field is present
 //!                              bit 3 LINK_PORT    the link-port field is present: the sender
 //!                                                 accepts connections from the peers it knows
-//!                              bits 4..7 reserved, must be 0 (a new meaning bumps the version)
+//!                              bit 4 OFFER        the offer fields are present: the sender
+//!                                                 cannot reach a device and waits to be dialled
+//!                              bits 5..7 reserved, must be 0 (a new meaning bumps the version)
 //!      7    32  fingerprint    SHA-256 of the sender's SubjectPublicKeyInfo (its device id is the
 //!                              first 8 bytes, so the id is not carried separately)
 //!     39     2  confirm port   u16 big endian; the sender's confirmation listener, 0 = none
 //!      …     2  pairing port   u16 big endian, non-zero; only with PAIRING_PORT
 //!      …     8  session tag    only with SESSION_TAG
 //!      …     2  link port      u16 big endian, non-zero; only with LINK_PORT
+//!      …     2  offer port     u16 big endian, non-zero; only with OFFER
+//!      …     1  offer kind     1 = for the host of a session tag, 2 = for a device id; only
+//!                              with OFFER
+//!      …     8  offer to       that session tag or device id; only with OFFER
 //!      …     1  name length    n, 0..=64
 //!      …     n  name           UTF-8 without control or invisible formatting characters
 //!                              (`localpair_core::peer::is_clean`)
 //! ```
 //!
-//! Nothing may follow the name. The largest packet is 118 bytes; datagrams over
+//! Nothing may follow the name. The largest packet is 129 bytes; datagrams over
 //! [`MAX_DATAGRAM`] are dropped by the receiver without being read.
 
-use localpair_core::Fingerprint;
+use localpair_core::identity::DeviceId;
+use localpair_core::{Fingerprint, Offer, OfferTo};
 
 use crate::error::Error;
 
@@ -35,7 +42,7 @@ use crate::error::Error;
 pub const MAGIC: [u8; 4] = *b"LPmc";
 /// The format version this crate speaks.
 pub const VERSION: u8 = 1;
-/// Datagrams longer than this are dropped unread (a valid packet is at most 116 bytes; the cap
+/// Datagrams longer than this are dropped unread (a valid packet is at most 129 bytes; the cap
 /// leaves room for later versions while staying under every LAN's MTU).
 pub const MAX_DATAGRAM: usize = 1200;
 /// Longest name on the wire, in bytes.
@@ -48,7 +55,11 @@ const FLAG_STARTING: u8 = 0b001;
 const FLAG_PAIRING_PORT: u8 = 0b010;
 const FLAG_SESSION_TAG: u8 = 0b100;
 const FLAG_LINK_PORT: u8 = 0b1000;
-const FLAGS_KNOWN: u8 = FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT;
+const FLAG_OFFER: u8 = 0b1_0000;
+const FLAGS_KNOWN: u8 =
+    FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT | FLAG_OFFER;
+const OFFER_SESSION: u8 = 1;
+const OFFER_DEVICE: u8 = 2;
 /// Magic, version, kind, flags, fingerprint, confirm port.
 const FIXED_LEN: usize = 4 + 1 + 1 + 1 + 32 + 2;
 
@@ -83,6 +94,8 @@ pub struct Packet {
     /// The sender's link listener, when it accepts connections from known peers. `Some(0)` is
     /// not encoded.
     pub link_port: Option<u16>,
+    /// The listener it offers to a device it cannot reach.
+    pub offer: Option<Offer>,
     /// Its name, at most [`MAX_NAME`] bytes without control characters (see [`clean_name`]).
     pub name: String,
 }
@@ -98,6 +111,7 @@ impl Packet {
             pairing_port: None,
             session_tag: None,
             link_port: None,
+            offer: None,
             name: clean_name(name),
         }
     }
@@ -120,6 +134,15 @@ impl Packet {
         if link_port.is_some() {
             flags |= FLAG_LINK_PORT;
         }
+        // A kind of offer this version cannot say is left out rather than sent wrong.
+        let offer = self.offer.filter(|o| o.port != 0).and_then(|o| match o.to {
+            OfferTo::Session(tag) => Some((o.port, OFFER_SESSION, tag)),
+            OfferTo::Device(id) => Some((o.port, OFFER_DEVICE, *id.as_bytes())),
+            _ => None,
+        });
+        if offer.is_some() {
+            flags |= FLAG_OFFER;
+        }
         let cleaned;
         let name = if is_clean(&self.name) {
             self.name.as_str()
@@ -127,7 +150,7 @@ impl Packet {
             cleaned = clean_name(&self.name);
             cleaned.as_str()
         };
-        let mut out = Vec::with_capacity(FIXED_LEN + 2 + 8 + 2 + 1 + name.len());
+        let mut out = Vec::with_capacity(FIXED_LEN + 2 + 8 + 2 + 11 + 1 + name.len());
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         out.push(match self.kind {
@@ -146,6 +169,11 @@ impl Packet {
         }
         if let Some(port) = link_port {
             out.extend_from_slice(&port.to_be_bytes());
+        }
+        if let Some((port, kind, to)) = offer {
+            out.extend_from_slice(&port.to_be_bytes());
+            out.push(kind);
+            out.extend_from_slice(&to);
         }
         // `name` is at most MAX_NAME (64) bytes here, so the length fits a byte.
         out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
@@ -199,6 +227,22 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     } else {
         None
     };
+    let offer = if flags & FLAG_OFFER != 0 {
+        let port = u16::from_be_bytes(r.array("truncated offer port")?);
+        let kind = r.byte("truncated offer kind")?;
+        let to: [u8; 8] = r.array("truncated offer")?;
+        let to = match kind {
+            OFFER_SESSION => OfferTo::Session(to),
+            OFFER_DEVICE => OfferTo::Device(DeviceId::from_bytes(to)),
+            _ => return Err(malformed("unknown offer kind")),
+        };
+        if port == 0 {
+            return Err(malformed("offer port 0"));
+        }
+        Some(Offer::new(port, to))
+    } else {
+        None
+    };
     let len = usize::from(r.byte("no name length")?);
     if len > MAX_NAME {
         return Err(malformed("name longer than 64 bytes"));
@@ -224,6 +268,7 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
         pairing_port,
         session_tag,
         link_port,
+        offer,
         name: name.to_owned(),
     })
 }
@@ -313,14 +358,37 @@ mod tests {
     }
 
     #[test]
-    fn largest_packet_is_116_bytes() {
+    fn largest_packet_is_129_bytes() {
         let mut p = sample();
         p.name = "x".repeat(MAX_NAME);
         assert_eq!(p.encode().len(), 116);
-        // With the link port, the largest there is.
         p.link_port = Some(47_000);
         assert_eq!(p.encode().len(), 118);
+        // With an offer, the largest there is.
+        p.offer = Some(Offer::new(19_537, OfferTo::Session([9; 8])));
+        assert_eq!(p.encode().len(), 129);
         assert_eq!(parse(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn offers_are_laid_out_after_the_link_port() {
+        let mut p = Packet::new(Kind::Announce, Fingerprint::from_bytes([7; 32]), 1, "");
+        p.offer = Some(Offer::new(
+            19_539,
+            OfferTo::Device(DeviceId::from_bytes([3; 8])),
+        ));
+        let bytes = p.encode();
+        assert_eq!(bytes[6], 0b1_0000);
+        assert_eq!(&bytes[41..43], &19_539u16.to_be_bytes());
+        assert_eq!(bytes[43], 2);
+        assert_eq!(&bytes[44..52], &[3; 8]);
+        assert_eq!(parse(&bytes).unwrap(), p);
+        let mut bad_kind = bytes.clone();
+        bad_kind[43] = 7;
+        assert!(parse(&bad_kind).is_err());
+        let mut zero_port = bytes;
+        zero_port[41..43].copy_from_slice(&[0, 0]);
+        assert!(parse(&zero_port).is_err());
     }
 
     #[test]
@@ -357,7 +425,7 @@ mod tests {
             (0, b'X', "magic"),
             (4, 2, "version"),
             (5, 9, "kind"),
-            (6, 0b1000_0111, "reserved"),
+            (6, 0b1010_0111, "reserved"),
             (51, 65, "longer than 64"),
         ];
         for (at, value, why) in cases {
@@ -427,13 +495,22 @@ mod tests {
             proptest::option::of(1u16..=u16::MAX),
             proptest::option::of(any::<[u8; 8]>()),
             "\\PC{0,30}",
+            proptest::option::of((1u16..=u16::MAX, any::<bool>(), any::<[u8; 8]>())),
         )
             .prop_map(
-                |(kind, starting, fp, confirm_port, pairing_port, tag, name)| {
+                |(kind, starting, fp, confirm_port, pairing_port, tag, name, offer)| {
                     let mut p = Packet::new(kind, Fingerprint::from_bytes(fp), confirm_port, &name);
                     p.starting = starting;
                     p.pairing_port = pairing_port;
                     p.session_tag = tag;
+                    p.offer = offer.map(|(port, session, to)| {
+                        let to = if session {
+                            OfferTo::Session(to)
+                        } else {
+                            OfferTo::Device(DeviceId::from_bytes(to))
+                        };
+                        Offer::new(port, to)
+                    });
                     p
                 },
             )
@@ -443,7 +520,7 @@ mod tests {
         #[test]
         fn round_trip(p in packets()) {
             let bytes = p.encode();
-            prop_assert!(bytes.len() <= 116);
+            prop_assert!(bytes.len() <= 129);
             prop_assert_eq!(parse(&bytes).unwrap(), p);
         }
 

@@ -23,7 +23,7 @@ use crate::ssdp;
 pub(crate) const MAX_DESCRIPTION: usize = 64 * 1024;
 
 /// Longest friendly name kept (it goes into candidate reasons and reports).
-const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 
 /// How many unicast searches igd-next gets to read the chosen gateway's description.
 const DESCRIPTION_ATTEMPTS: u32 = 2;
