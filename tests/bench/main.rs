@@ -5,9 +5,8 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `failfast`, `diagnose`, `laptops`, `reconnect`,
-//! `throughput`, `scale` (default:
-//! all).
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `mdns-timeline`, `pair`, `failfast`, `diagnose`,
+//! `laptops`, `reconnect`, `throughput`, `scale` (default: all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
 //! of the chain, `elapsed_ms` of a found peer); "whole process" times include start-up.
 
@@ -88,6 +87,7 @@ fn main() -> std::process::ExitCode {
     run("resolve", &resolve::bench);
     run("discover", &discover::bench);
     run("zeroconf", &discover::zeroconf);
+    run("mdns-timeline", &discover::mdns_timeline);
     run("pair", &pair::bench);
     run("failfast", &pair::failfast);
     run("diagnose", &pair::diagnose);

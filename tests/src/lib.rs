@@ -14,8 +14,8 @@
 //! The crate (`tests/` of the workspace) has three parts: this library in `src/`, the end-to-end suites that drive the
 //! `localpair` binary in `e2e/`, and the `lab-bench` benchmark in `bench/`. The strategies' own lab suites
 //! (`strategies/*/tests/`) use the library too: [`runtime()`] for a host's thread, [`discovery`] to run a discover
-//! chain or one discoverer on a host, [`zeroconf`] for python-zeroconf as the reference mDNS peer, and [`stats`] for
-//! every measurement's median and p95.
+//! chain or one discoverer on a host, [`zeroconf`] and [`avahi`] as reference mDNS peers, [`pcap`] to read a
+//! capture's UDP datagrams, and [`stats`] for every measurement's median and p95.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -46,6 +46,7 @@
 //! ```
 
 pub mod attack;
+pub mod avahi;
 mod capture;
 mod cli;
 mod counter;
@@ -56,6 +57,7 @@ mod host;
 mod lab;
 mod netns;
 pub mod pairs;
+pub mod pcap;
 mod process;
 mod router;
 mod runtime;

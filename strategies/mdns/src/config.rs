@@ -16,7 +16,7 @@ pub struct Config {
     /// announcement by about 750 ms. Our instance and host names contain the device id, so a
     /// conflict means another process uses the same key. It only matters when peers start
     /// together (lab: median 0.9 s with probing, a few ms without; p95 about 1 s either way); a
-    /// peer that is already running is found in about 50 ms regardless. Default: `true`.
+    /// peer that is already running is found in about 25 ms regardless. Default: `true`.
     pub probe: bool,
 }
 

@@ -53,6 +53,14 @@ impl Daemon {
                 .disable_interface(IfKind::IPv6)
                 .map_err(Error::daemon("disable IPv6"))?;
         }
+        // The 10-50 ms jitter before the first query was the largest share of the time to a
+        // resident peer (median 26 of 54 ms in the lab). It guards against queriers started in
+        // step by one network event; a session starts when a person or a program asks for it, and
+        // the rest of the series (1 s, then doubling) is unchanged, so no more is sent.
+        daemon
+            .inner
+            .set_initial_query_delay(false)
+            .map_err(Error::daemon("send the first query at once"))?;
         Ok(daemon)
     }
 

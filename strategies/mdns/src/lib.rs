@@ -29,9 +29,12 @@
 //! sent): 0 other services seen, 0 rejected, …; our own announcement was not even heard back:
 //! multicast may be filtered …").
 //!
-//! Standard DNS-SD tools see us (`avahi-browse -r _localpair._tcp`, `dns-sd -B _localpair._tcp`,
-//! python-zeroconf), and a service of our type published by any standard responder is found when
-//! its TXT record is valid; an invalid one is ignored with one log line (info) per instance.
+//! Standard DNS-SD tools see us, and a service of our type published by a standard responder is
+//! found when its TXT record is valid; an invalid one is ignored with one log line (info) per
+//! instance. Tested both ways in the lab (`tests/lab.rs`) with python-zeroconf 0.47 and avahi 0.8
+//! (`avahi-browse -r _localpair._tcp`; a static avahi service file). Bonjour (`dns-sd -B
+//! _localpair._tcp`) is expected to work, as nothing here is specific to one implementation, but
+//! it is not tested.
 //!
 //! | Record | Value |
 //! |---|---|

@@ -1,5 +1,6 @@
 //! The mDNS discoverer on a virtual LAN (network namespaces): discovery between our own nodes,
-//! interface restriction, multicast loss, and interoperability with python-zeroconf both ways.
+//! interface restriction, multicast loss, the query rate on the wire, and interoperability with
+//! python-zeroconf and avahi, each both ways.
 //!
 //! Every mdns-sd daemon here runs inside a lab host: a daemon in the root namespace would
 //! multicast on the machine's real interfaces.
@@ -11,7 +12,8 @@ mod lab_util;
 use std::time::Duration;
 
 use localpair_core::FailureKind;
-use localpair_lab::{HostSpec, lab_or_skip, zeroconf};
+use localpair_lab::avahi::{self, Avahi};
+use localpair_lab::{CLI_TIMEOUT, HostSpec, Localpair, lab_or_skip, zeroconf};
 use localpair_mdns::Config;
 
 use lab_util::{Publisher, Service, mdns_node, mdns_packets, random_fingerprint};
@@ -284,6 +286,46 @@ fn only_permitted_interfaces_are_used() {
     other.stop().unwrap();
 }
 
+/// RFC 6762 §5.2: the first query may go out at once (we send it without the optional jitter),
+/// but the interval between the first two queries for a question must be at least one second and
+/// the intervals after it must at least double. Checked on the wire, per address family.
+#[test]
+fn queries_keep_the_rfc_6762_spacing() {
+    let lab = lab_or_skip!("mdns_query_spacing");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let capture = h1.capture(h1.iface()).unwrap();
+    let node = mdns_node(&h1, "alone", Config::default(), "");
+    // Queries at 0, 1 and 3 s; the fourth is due at 7 s.
+    std::thread::sleep(Duration::from_millis(3500));
+    let logs = node.logs();
+    assert!(node.stop().is_err(), "nobody else is on this LAN");
+    let sent = capture.stop().unwrap();
+    for family in ["IPv4", "IPv6"] {
+        let times: Vec<std::time::SystemTime> = localpair_lab::pcap::udp_datagrams(&sent)
+            .into_iter()
+            .filter(|d| {
+                d.dst.port() == 5353
+                    && d.src.is_ipv4() == (family == "IPv4")
+                    && !d.is_dns_response()
+                    && d.first_question() == Some((localpair_mdns::SERVICE_TYPE.to_owned(), 12))
+            })
+            .map(|d| d.at)
+            .collect();
+        assert_eq!(times.len(), 3, "{family} PTR queries at {times:?}\n{logs}");
+        let gaps: Vec<Duration> = times
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]).unwrap())
+            .collect();
+        // The capture's timestamps and the daemon's timer each round by up to a millisecond.
+        let slack = Duration::from_millis(5);
+        assert!(
+            gaps[0] + slack >= Duration::from_secs(1),
+            "{family}: {gaps:?}"
+        );
+        assert!(gaps[1] + slack >= gaps[0] * 2, "{family}: {gaps:?}");
+    }
+}
+
 #[test]
 fn zeroconf_browser_sees_our_service() {
     if !zeroconf::or_skip("zeroconf_browser_sees_our_service") {
@@ -414,6 +456,110 @@ fn malformed_zeroconf_txt_is_ignored_and_explained() {
     );
     assert!(node.logs().contains("ignoring a service of our type"));
     node.stop().unwrap();
+}
+
+/// `localpair discover` with only `mdns`.
+const MDNS_ONLY: &str = "[discover]\norder = [\"mdns\"]\n";
+
+#[test]
+fn avahi_service_is_discovered() {
+    if !avahi::or_skip("avahi_service_is_discovered") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_avahi_publish");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let fp = random_fingerprint();
+    // Written out key by key, as another implementation would from the crate docs.
+    let service = avahi::StaticService {
+        name: "avahi phone".to_owned(),
+        service_type: "_localpair._tcp".to_owned(),
+        port: 4242,
+        txt: vec![
+            "v=1".to_owned(),
+            format!("id={}", fp.device_id()),
+            format!("fp={fp}"),
+            "name=avahi phone".to_owned(),
+            "pp=4343".to_owned(),
+            "tag=00112233445566ff".to_owned(),
+        ],
+    };
+    let avahi = Avahi::start(&h2, &[service]).unwrap();
+    let report = Localpair::on(&h1)
+        .unwrap()
+        .config(MDNS_ONLY)
+        .unwrap()
+        .args(["--json", "discover", "--count", "1", "--timeout", "10"])
+        .ok_json(CLI_TIMEOUT)
+        .unwrap_or_else(|e| panic!("avahi's service not found: {e}\n{}", avahi.log()));
+    let peer = &report["peers"][0];
+    assert_eq!(peer["fingerprint"], fp.to_string(), "{report:#}");
+    assert_eq!(peer["name"], "avahi phone");
+    assert_eq!(peer["strategy"], "mdns");
+    // avahi also publishes its link-local IPv6 address (over IPv4 too); IPv4 comes first.
+    let addrs: Vec<&str> = peer["addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        addrs.first().copied(),
+        Some(&*format!("{}:4242", h2.addr())),
+        "{report:#}"
+    );
+    assert!(
+        addrs[1..]
+            .iter()
+            .all(|a| a.starts_with("[fe80::") && a.ends_with("]:4242")),
+        "{addrs:?}"
+    );
+    assert_eq!(peer["pairing_port"], 4343);
+    assert_eq!(peer["session_tag"], "00112233445566ff");
+}
+
+#[test]
+fn avahi_browser_sees_our_service() {
+    if !avahi::or_skip("avahi_browser_sees_our_service") {
+        return;
+    }
+    let lab = lab_or_skip!("mdns_avahi_browse");
+    let h1 = lab.add_host(HostSpec::new()).unwrap();
+    let h2 = lab.add_host(HostSpec::new()).unwrap();
+    let avahi = Avahi::start(&h2, &[]).unwrap();
+    let ours = Localpair::on(&h1)
+        .unwrap()
+        .config(MDNS_ONLY)
+        .unwrap()
+        .env("LOCALPAIR_DEVICE__NAME", "Kitchen laptop")
+        .args(["discover", "--timeout", "60"])
+        .spawn()
+        .unwrap();
+    let seen = avahi
+        .browse_until("_localpair._tcp", FIND, |b| {
+            b.name.starts_with("Kitchen laptop ")
+        })
+        .unwrap();
+    // What avahi resolved is a valid record of ours, read by our own parser.
+    let txt =
+        localpair_mdns::Txt::parse(seen.txt.iter().map(|entry| match entry.split_once('=') {
+            Some((key, value)) => (key, Some(value.as_bytes())),
+            None => (entry.as_str(), None),
+        }))
+        .unwrap_or_else(|e| panic!("avahi saw an invalid TXT {:?}: {e}", seen.txt));
+    let id = txt.device_id().to_string();
+    assert_eq!(txt.name, "Kitchen laptop");
+    assert_eq!(seen.name, format!("Kitchen laptop {id}"));
+    assert_eq!(seen.host_name, format!("lp-{id}.local"));
+    assert_eq!(seen.address, h1.addr().to_string());
+    assert_eq!(seen.interface, h2.iface());
+    assert_eq!(seen.txt_value("v"), Some("1"));
+    assert_eq!(
+        seen.port,
+        localpair_core::config::ConfirmConfig::default().port,
+        "{seen:?}"
+    );
+    drop(ours);
 }
 
 /// Lab measurements, printed: `cargo test -p localpair-mdns --test lab -- --ignored --nocapture`.

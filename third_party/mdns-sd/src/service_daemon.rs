@@ -754,6 +754,16 @@ impl ServiceDaemon {
         self.send_cmd(Command::SetOption(DaemonOption::AcceptUnsolicited(accept)))
     }
 
+    /// Whether the first query of a [browse](Self::browse) or a hostname resolution waits a
+    /// random 10-50 ms (RFC 6762 §5.2 SHOULD, so that queriers started by one common event do
+    /// not query in step). With `false` it goes out as soon as the command is processed; the
+    /// series after it is unchanged (the second query one second later, then doubling).
+    ///
+    /// Default: `true`. (localpair patch, see PATCH.md.)
+    pub fn set_initial_query_delay(&self, on: bool) -> Result<()> {
+        self.send_cmd(Command::SetOption(DaemonOption::InitialQueryDelay(on)))
+    }
+
     /// Include or exclude Apple P2P interfaces, e.g. "awdl0", "llw0".
     /// By default, they are excluded.
     pub fn include_apple_p2p(&self, include: bool) -> Result<()> {
@@ -1212,6 +1222,9 @@ struct Zeroconf {
 
     accept_unsolicited: bool,
 
+    /// Whether a first query waits `INITIAL_QUERY_DELAY_*` (localpair patch).
+    initial_query_delay: bool,
+
     include_apple_p2p: bool,
 
     cmd_sender: Sender<Command>,
@@ -1432,6 +1445,7 @@ impl Zeroconf {
             multicast_loop_v6: true,
             legacy_limit: LegacyLimit::new(Instant::now()),
             accept_unsolicited: false,
+            initial_query_delay: true,
             include_apple_p2p: false,
             cmd_sender,
             waker,
@@ -1795,6 +1809,7 @@ impl Zeroconf {
             DaemonOption::MulticastLoopV4(on) => self.set_multicast_loop_v4(on),
             DaemonOption::MulticastLoopV6(on) => self.set_multicast_loop_v6(on),
             DaemonOption::AcceptUnsolicited(accept) => self.set_accept_unsolicited(accept),
+            DaemonOption::InitialQueryDelay(on) => self.initial_query_delay = on,
             DaemonOption::IncludeAppleP2P(enable) => self.set_apple_p2p(enable),
             #[cfg(test)]
             DaemonOption::TestDownInterface(ifname) => {
@@ -4076,7 +4091,7 @@ impl Zeroconf {
             return;
         }
 
-        if !repeating {
+        if !repeating && self.initial_query_delay {
             // RFC 6762 §5.2: delay the first query by a random jitter.
             let jitter =
                 fastrand::u64(INITIAL_QUERY_DELAY_MIN_MILLIS..INITIAL_QUERY_DELAY_MAX_MILLIS);
@@ -4137,7 +4152,7 @@ impl Zeroconf {
             }
         }
         let now = Instant::now();
-        if !repeating {
+        if !repeating && self.initial_query_delay {
             // RFC 6762 §5.2: delay the first query by a random jitter.
             let jitter =
                 fastrand::u64(INITIAL_QUERY_DELAY_MIN_MILLIS..INITIAL_QUERY_DELAY_MAX_MILLIS);
@@ -4761,6 +4776,7 @@ enum DaemonOption {
     MulticastLoopV4(bool),
     MulticastLoopV6(bool),
     AcceptUnsolicited(bool),
+    InitialQueryDelay(bool),
     IncludeAppleP2P(bool),
     #[cfg(test)]
     TestDownInterface(String),
