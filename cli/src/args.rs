@@ -142,8 +142,8 @@ pub enum Command {
     )]
     Firewall {
         /// Write the rules for this firewall instead of the one detected.
-        #[arg(long, value_enum, value_name = "FIREWALL")]
-        shell: Option<ShellArg>,
+        #[arg(long, value_name = "FIREWALL", value_parser = firewall_shell())]
+        shell: Option<localpair_diagnostics::firewall::Shell>,
     },
     /// Forget a known peer: it can no longer connect, nor be connected to.
     #[command(after_help = "Examples:\n  localpair forget desk\n  localpair forget a1b2c3d4")]
@@ -209,35 +209,12 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{text}`: expected more than 0 and at most 86400 seconds"))
 }
 
-/// The firewalls `localpair firewall` writes rules for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[non_exhaustive]
-pub enum ShellArg {
-    /// Ubuntu's ufw.
-    Ufw,
-    /// firewalld.
-    Firewalld,
-    /// nftables.
-    Nft,
-    /// iptables and ip6tables.
-    Iptables,
-    /// Windows Defender Firewall (netsh).
-    Windows,
-    /// The macOS application firewall.
-    Macos,
-}
-
-impl ShellArg {
-    /// The diagnostics crate's name for it.
-    pub fn into_shell(self) -> localpair_diagnostics::firewall::Shell {
-        use localpair_diagnostics::firewall::Shell;
-        match self {
-            Self::Ufw => Shell::Ufw,
-            Self::Firewalld => Shell::Firewalld,
-            Self::Nft => Shell::Nft,
-            Self::Iptables => Shell::Iptables,
-            Self::Windows => Shell::Windows,
-            Self::Macos => Shell::Macos,
-        }
-    }
+/// `--shell`: one of the firewalls the diagnostics crate writes rules for; clap lists them in
+/// `--help`, in errors and in completions.
+fn firewall_shell()
+-> impl clap::builder::TypedValueParser<Value = localpair_diagnostics::firewall::Shell> {
+    use clap::builder::TypedValueParser as _;
+    use localpair_diagnostics::firewall::Shell;
+    clap::builder::PossibleValuesParser::new(Shell::ALL.map(Shell::as_str))
+        .try_map(|name| Shell::from_name(&name).ok_or("not a known firewall"))
 }

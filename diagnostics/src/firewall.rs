@@ -106,6 +106,21 @@ pub enum Shell {
 }
 
 impl Shell {
+    /// Every firewall rules can be written for.
+    pub const ALL: [Self; 6] = [
+        Self::Ufw,
+        Self::Firewalld,
+        Self::Nft,
+        Self::Iptables,
+        Self::Windows,
+        Self::Macos,
+    ];
+
+    /// The firewall with this [`as_str`](Self::as_str) name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|shell| shell.as_str() == name)
+    }
+
     /// The name used on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {

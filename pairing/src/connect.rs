@@ -129,18 +129,7 @@ pub(crate) fn explain_failure(peer: &KnownPeer, lost: Lost) -> Error {
             && p.link_port.is_none()
             && p.addrs.iter().all(|a| Some(a.port()) != peer.link_port)
     });
-    let tried: Vec<String> = lost
-        .dials
-        .iter()
-        .map(|d| {
-            format!(
-                "{} (from {}): {}",
-                d.addr,
-                d.via,
-                d.error.as_deref().unwrap_or("ok")
-            )
-        })
-        .collect();
+    let tried: Vec<String> = lost.dials.iter().map(ToString::to_string).collect();
     let impostor = lost.dials.iter().any(|d| {
         d.error
             .as_deref()

@@ -2,7 +2,7 @@
 //! and announcer — with host, join, connect, listen, peers and forget.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -269,6 +269,17 @@ impl Device {
             .ok_or_else(|| Error::NoAddress {
                 attempts: resolved.attempts.clone(),
             })?;
+        // A code with loopback addresses only still pairs two programs on this machine; for
+        // anything else the warning must say why nothing better was found.
+        let warning = match listen.warning {
+            Some(warning) if listen.code.iter().all(IpAddr::is_loopback) => {
+                Some(format!("{warning}: {}", self.ctx.why_no_interfaces()))
+            }
+            Some(warning) => Some(warning),
+            None => localpair_core::interfaces::list_all()
+                .ok()
+                .and_then(|all| crate::listen::down_warning(&listen.code, &all)),
+        };
         let options = HostOptions {
             flow,
             listen_on: listen.listen_on,
@@ -294,7 +305,7 @@ impl Device {
             device: self,
             host,
             flow,
-            warning: listen.warning,
+            warning,
             _offers: offers,
             _announcing: announcing,
         })

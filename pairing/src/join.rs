@@ -108,16 +108,38 @@ async fn dial_in_turn(
     addr: SocketAddr,
 ) -> Result<Link, Error> {
     let config = tls::client_config(identity, side.code.fingerprint, crate::ALPN)?;
-    let mut stream = tls::connect(config, addr).await?;
+    let stream = tls::connect(config, addr).await?;
     let mut exporter = [0u8; 32];
     stream
         .get_ref()
         .1
         .export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
-    let (name, link_port) = prove_as_joiner(&mut stream, side, &exporter, addr).await?;
+    finish_as_joiner(
+        stream,
+        side,
+        &exporter,
+        addr,
+        tokio_rustls::TlsStream::Client,
+    )
+    .await
+}
+
+/// The joiner's side once TLS is up, whichever device dialled: proofs and names, then the link
+/// (`into_tls` says which end of TLS this device is).
+pub(crate) async fn finish_as_joiner<S>(
+    mut stream: S,
+    side: &JoinerSide,
+    exporter: &[u8; 32],
+    host_addr: SocketAddr,
+    into_tls: fn(S) -> tokio_rustls::TlsStream<tokio::net::TcpStream>,
+) -> Result<Link, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (name, link_port) = prove_as_joiner(&mut stream, side, exporter, host_addr).await?;
     Ok(Link::new(
-        host_peer(&side.code, name, addr, link_port),
-        tokio_rustls::TlsStream::Client(stream),
+        host_peer(&side.code, name, host_addr, link_port),
+        into_tls(stream),
     ))
 }
 
@@ -321,17 +343,7 @@ fn summarize(code: Option<&PairingCode>, lost: &Lost) -> (String, String) {
     if dials.is_empty() {
         out.push_str("no address for the host was found");
     } else {
-        let tried: Vec<String> = dials
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} (from {}): {}",
-                    d.addr,
-                    d.via,
-                    d.error.as_deref().unwrap_or("ok")
-                )
-            })
-            .collect();
+        let tried: Vec<String> = dials.iter().map(ToString::to_string).collect();
         out.push_str(&format!("tried {}", tried.join("; ")));
     }
     if let Some(report) = report {

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::code::Flow;
 use localpair_core::candidate::{Candidate, Confirmation, InterfaceClass, is_link_local};
+use localpair_core::interfaces::Interface;
 
 /// The addresses a host listens on and the ones its code lists, best first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,30 @@ pub fn listen_addresses(
         listen_on,
         code: code.into_iter().take(max_in_code.max(1)).collect(),
         warning,
+    })
+}
+
+/// A warning when every address in a code sits on an interface that is down (no carrier: a
+/// cable out, Wi-Fi off): the code is valid, but nobody can use it until a link comes up.
+pub(crate) fn down_warning(code: &[IpAddr], interfaces: &[Interface]) -> Option<String> {
+    let mut down: Vec<&str> = Vec::new();
+    for ip in code {
+        let holder = interfaces
+            .iter()
+            .find(|i| i.addrs.iter().any(|a| a.ip == *ip))?;
+        if holder.up {
+            return None;
+        }
+        if !down.contains(&holder.name.as_str()) {
+            down.push(&holder.name);
+        }
+    }
+    (!down.is_empty()).then(|| {
+        format!(
+            "every address in the code is on an interface that is down ({}: no carrier); other \
+             devices cannot reach this one until it is up",
+            down.join(", ")
+        )
     })
 }
 
@@ -172,5 +197,33 @@ mod tests {
         assert_eq!(ips(&plan.listen_on), ["127.0.0.1"]);
         assert!(plan.warning.is_some());
         assert_eq!(listen_addresses(Flow::Post, &[], 4), None);
+    }
+
+    #[test]
+    fn a_code_whose_every_address_is_on_a_down_interface_is_warned_about() {
+        use localpair_core::interfaces::InterfaceAddr;
+        let iface = |name: &str, ip: &str, up: bool| {
+            let ip = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let mut i = Interface::new(name, None, vec![InterfaceAddr::new(ip, 24)]);
+            i.up = up;
+            i
+        };
+        let all = [
+            iface("eth0", "10.0.0.2", false),
+            iface("wlan0", "10.1.0.2", true),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let warning = down_warning(&[ip("10.0.0.2")], &all).unwrap_or_default();
+        assert!(
+            warning.contains("interface that is down (eth0: no carrier)"),
+            "{warning}"
+        );
+        assert_eq!(down_warning(&[ip("10.0.0.2"), ip("10.1.0.2")], &all), None);
+        assert_eq!(
+            down_warning(&[ip("10.9.9.9")], &all),
+            None,
+            "unknown: no claim"
+        );
+        assert_eq!(down_warning(&[], &all), None);
     }
 }

@@ -26,7 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::EXPORTER_LABEL;
 use crate::error::Error;
 use crate::host::{Shared, deliver, prove_as_host};
-use crate::join::{JoinerSide, host_peer, prove_as_joiner};
+use crate::join::{JoinerSide, finish_as_joiner};
 use crate::link::Link;
 use crate::trust::TrustStore;
 
@@ -63,16 +63,18 @@ impl OfferListener {
         port: u16,
     ) -> Result<Self, Error> {
         let acceptor = tls::server_config(identity, Some(side.code.fingerprint), crate::ALPN)?;
-        Self::start(port, acceptor, move |mut stream, remote| {
+        Self::start(port, acceptor, move |stream, remote| {
             let side = Arc::clone(&side);
             async move {
                 let exporter = server_exporter(&stream)?;
-                let (name, link_port) =
-                    prove_as_joiner(&mut stream, &side, &exporter, remote).await?;
-                Ok(Link::new(
-                    host_peer(&side.code, name, remote, link_port),
-                    tokio_rustls::TlsStream::Server(stream),
-                ))
+                finish_as_joiner(
+                    stream,
+                    &side,
+                    &exporter,
+                    remote,
+                    tokio_rustls::TlsStream::Server,
+                )
+                .await
             }
         })
     }

@@ -63,6 +63,14 @@ pub struct DialRecord {
     pub error: Option<String>,
 }
 
+/// `addr (from via): error`, or `: ok` for the dial that won: one entry of a failure's "tried".
+impl std::fmt::Display for DialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let outcome = self.error.as_deref().unwrap_or("ok");
+        write!(f, "{} (from {}): {outcome}", self.addr, self.via)
+    }
+}
+
 /// What is dialled, and how.
 pub(crate) trait Target: Send + Sync + 'static {
     /// Whether a sighting is of the device sought.

@@ -31,7 +31,9 @@ pub(crate) fn bench(table: &mut Table, options: &Options) -> Result<(), LabError
         (
             "resolve: peer-observed (peer running)",
             &routed,
-            "[resolve]\norder = [\"peer-observed\"]\n",
+            // A peer reports to one address and port once per 30 s at most (a reflection bound):
+            // each run listens on a port of its own, like a fresh device, rather than waiting.
+            "[resolve]\norder = [\"peer-observed\"]\n[confirm]\nport = 0\n",
         ),
         (
             "resolve: default chain, fall-through (no default route)",

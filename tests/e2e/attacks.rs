@@ -8,26 +8,15 @@
     reason = "the numbers under attack go to the test log"
 )]
 
+mod codes;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use localpair_lab::attack::{self, Flood};
 use localpair_lab::pairs::{self, STEP};
 use localpair_lab::{Host, HostSpec, Lab, lab_or_skip};
-use localpair_pairing::code::{PairingCode, Secret};
-
-/// The same code with another secret: what an attacker who saw the QR's shape would send.
-fn wrong_code(code: &str, n: u8) -> String {
-    let c = PairingCode::parse(code).unwrap();
-    PairingCode::new(
-        c.flow,
-        c.port,
-        c.fingerprint,
-        Secret::from_bytes([n; 16]),
-        c.candidates,
-    )
-    .encode()
-}
+use localpair_pairing::code::PairingCode;
 
 fn named(lab: &Lab, name: &str) -> Host {
     lab.add_host(HostSpec::new().name(name)).unwrap()
@@ -50,7 +39,7 @@ fn a_hundred_wrong_proofs_from_ten_addresses_do_not_stop_the_pairing() {
                 s.spawn(move || {
                     (0..10)
                         .filter(|n| {
-                            let wrong = wrong_code(code, (i * 10 + n + 1) as u8);
+                            let wrong = codes::wrong_code(code, (i * 10 + n + 1) as u8);
                             let ran = pairs::join(attacker, &wrong, "[join]\ndeadline_ms = 1000\n")
                                 .unwrap();
                             ran.code() == Some(1)

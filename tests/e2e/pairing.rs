@@ -1,12 +1,14 @@
 //! End to end: `localpair host` and `localpair join` on lab hosts (issue 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod codes;
+
 use std::io::Write as _;
 use std::time::Duration;
 
 use localpair_lab::pairs::{self, STEP};
 use localpair_lab::{CLI_TIMEOUT, Host, HostSpec, Lab, Localpair, Running, lab_or_skip};
-use localpair_pairing::code::{PairingCode, Secret};
+use localpair_pairing::code::PairingCode;
 use serde_json::Value;
 
 /// `localpair --json host` with `config`; returns the process and its code.
@@ -16,19 +18,6 @@ fn start_host(host: &Host, flow: &str, config: &str) -> (Running, String) {
 
 fn join(host: &Host, code: &str, config: &str) -> localpair_lab::Ran {
     pairs::join(host, code, config).unwrap()
-}
-
-/// The same code with another secret: what a joiner holding a different code would send.
-fn wrong_code(code: &str, n: u8) -> String {
-    let c = PairingCode::parse(code).unwrap();
-    PairingCode::new(
-        c.flow,
-        c.port,
-        c.fingerprint,
-        Secret::from_bytes([n; 16]),
-        c.candidates,
-    )
-    .encode()
 }
 
 fn host_result(running: Running) -> Value {
@@ -48,7 +37,7 @@ fn pre_shared_pairs_and_a_wrong_code_does_not() {
     let (host, code) = start_host(&h1, "pre", "");
     assert!(code.starts_with("LP:") && code.len() <= 120, "{code}");
 
-    let wrong = join(&h3, &wrong_code(&code, 1), QUICK_JOIN);
+    let wrong = join(&h3, &codes::wrong_code(&code, 1), QUICK_JOIN);
     assert_eq!(wrong.code(), Some(1), "{}", wrong.stderr);
     assert!(
         wrong.stderr.contains("rejected our proof"),
@@ -183,7 +172,7 @@ fn wrong_proofs_slow_their_source_down_but_never_end_the_code() {
     let mut took = Vec::new();
     for n in 0..5 {
         let started = std::time::Instant::now();
-        let wrong = join(&h2, &wrong_code(&code, n), &ipv4_only);
+        let wrong = join(&h2, &codes::wrong_code(&code, n), &ipv4_only);
         took.push(started.elapsed());
         assert_eq!(wrong.code(), Some(1), "{}", wrong.stderr);
         assert!(
@@ -219,7 +208,7 @@ fn the_secret_never_crosses_the_wire() {
     let [h1, h2] = hosts(&lab, 2);
     let capture = h1.capture("eth0").unwrap();
     let (host, code) = start_host(&h1, "pre", "");
-    let wrong = join(&h2, &wrong_code(&code, 3), QUICK_JOIN);
+    let wrong = join(&h2, &codes::wrong_code(&code, 3), QUICK_JOIN);
     assert_eq!(wrong.code(), Some(1));
     let joined = Localpair::on(&h2)
         .unwrap()

@@ -124,6 +124,46 @@ impl Localpair {
         self
     }
 
+    /// Runs it on a pseudo-terminal (util-linux `script`, inside the host's namespace): its stdin,
+    /// stdout and stderr are the terminal, and everything it draws there arrives on stdout.
+    /// Call it last, after [`config`](Self::config) and [`args`](Self::args).
+    pub fn in_terminal(mut self) -> Self {
+        let args: Vec<std::ffi::OsString> =
+            self.command.get_args().map(ToOwned::to_owned).collect();
+        // `ip netns exec NS` stays outside; the rest becomes the one command line script runs.
+        let (netns, inner) = args.split_at(args.len().min(3));
+        // A terminal has a size; one made by `script` with stdin not a terminal has none.
+        let line = std::iter::once("stty cols 100 rows 30 &&".to_owned())
+            .chain(
+                inner
+                    .iter()
+                    .map(|arg| format!("'{}'", arg.to_string_lossy().replace('\'', r"'\''"))),
+            )
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = Command::new(self.command.get_program());
+        command
+            .args(netns)
+            .args(["script", "--quiet", "--return", "--flush", "--command"])
+            .arg(line)
+            .arg("/dev/null");
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.command = command;
+        self
+    }
+
     /// Feeds `input` on stdin (for `join` reading a code).
     pub fn stdin_piped(mut self) -> Self {
         self.command.stdin(Stdio::piped());

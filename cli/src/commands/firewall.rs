@@ -7,11 +7,11 @@ use localpair_pairing::{ConnectConfig, JoinConfig, PairingConfig};
 use serde_json::json;
 
 use super::{block_on, load};
-use crate::args::{Args, ShellArg};
+use crate::args::Args;
 use crate::error::Error;
 use crate::output;
 
-pub(super) fn run(args: &Args, shell: Option<ShellArg>) -> Result<(), Error> {
+pub(super) fn run(args: &Args, shell: Option<Shell>) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
     let pairing = PairingConfig::from_settings(&settings).map_err(Error::Config)?;
     let join = JoinConfig::from_settings(&settings).map_err(Error::Config)?;
@@ -43,7 +43,7 @@ pub(super) fn run(args: &Args, shell: Option<ShellArg>) -> Result<(), Error> {
         }
     }
     let detected = block_on(async { Ok(firewall::detect().await) })?;
-    let shell = shell.map_or(detected.shell, ShellArg::into_shell);
+    let shell = shell.unwrap_or(detected.shell);
     let program = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "localpair".to_owned());

@@ -21,9 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 mod effective;
+mod sections;
 mod sources;
 
 pub use effective::{Effective, Origin};
+use sections::check_sections;
+pub use sections::{CORE_SECTIONS, SectionName, known_sections, section_defaults};
 use sources::{APP_NAME, DEFAULT_NAME, FLAG_NAME, Named};
 pub use sources::{CONFIG_VAR, search_places};
 
@@ -177,83 +180,6 @@ pub struct Config {
     pub strategies: BTreeMap<String, figment::value::Value>,
 }
 
-/// The top-level sections [`Config`] reads.
-pub const CORE_SECTIONS: [&str; 6] = [
-    "device",
-    "resolve",
-    "discover",
-    "interfaces",
-    "confirm",
-    "strategies",
-];
-
-/// A top-level section that a crate above the framework owns and reads itself with
-/// [`Settings::section`]. Registered with [`register_section!`](crate::register_section), so a
-/// config naming a section no linked crate reads is an error, as a typo should be.
-#[derive(Debug, Clone, Copy)]
-pub struct SectionName {
-    /// The section, e.g. `pairing`.
-    pub name: &'static str,
-    /// The crate that reads it.
-    pub crate_name: &'static str,
-    /// The section's defaults, for [`Settings::effective`] (`None`: only what is set is listed).
-    pub defaults: Option<fn() -> figment::value::Value>,
-}
-
-/// `T::default()` as a config value: what [`register_section!`](crate::register_section) with a
-/// type records as the section's defaults.
-pub fn section_defaults<T: Serialize + Default>() -> figment::value::Value {
-    figment::value::Value::serialize(T::default())
-        .unwrap_or_else(|_| figment::value::Dict::new().into())
-}
-
-inventory::collect!(SectionName);
-
-/// Registers a top-level config section that this crate reads with [`Settings::section`]. With a
-/// type (`register_section!("pairing", Config)`), its `Default` is what [`Settings::effective`]
-/// lists for keys nobody set.
-///
-/// ```
-/// localpair_core::register_section!("doc-example-section");
-///
-/// let settings = localpair_core::Settings::load(localpair_core::config::Source::Toml(
-///     "[doc-example-section]\ncolour = \"blue\"\n".into(),
-/// ))?;
-/// # Ok::<(), localpair_core::Error>(())
-/// ```
-#[macro_export]
-macro_rules! register_section {
-    ($name:expr) => {
-        $crate::__inventory::submit! {
-            $crate::config::SectionName {
-                name: $name,
-                crate_name: ::core::env!("CARGO_PKG_NAME"),
-                defaults: ::core::option::Option::None,
-            }
-        }
-    };
-    ($name:expr, $config:ty) => {
-        $crate::__inventory::submit! {
-            $crate::config::SectionName {
-                name: $name,
-                crate_name: ::core::env!("CARGO_PKG_NAME"),
-                defaults: ::core::option::Option::Some($crate::config::section_defaults::<$config>),
-            }
-        }
-    };
-}
-
-/// Every top-level section a linked crate reads: the framework's and the registered ones.
-pub fn known_sections() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> = CORE_SECTIONS.to_vec();
-    for section in inventory::iter::<SectionName> {
-        if !all.contains(&section.name) {
-            all.push(section.name);
-        }
-    }
-    all
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -326,31 +252,6 @@ fn defaults() -> Figment {
         source: None,
         inner: Serialized::defaults(Config::default()),
     })
-}
-
-/// Refuses a top-level key that no linked crate reads, naming where it came from.
-fn check_sections(figment: &Figment) -> Result<(), Error> {
-    let top: BTreeMap<String, figment::value::Value> = figment.extract().map_err(Box::new)?;
-    let known = known_sections();
-    for key in top.keys() {
-        if !known.iter().any(|k| k == key) {
-            let origin = figment
-                .find_metadata(key)
-                .map(|m| match &m.source {
-                    Some(source) => format!("{} {source}", m.name),
-                    None => m.name.to_string(),
-                })
-                .unwrap_or_else(|| "the configuration".to_owned());
-            let mut names = known.clone();
-            names.sort_unstable();
-            return Err(Error::UnknownSection {
-                name: key.clone(),
-                origin,
-                known: names.join(", "),
-            });
-        }
-    }
-    Ok(())
 }
 
 impl Settings {

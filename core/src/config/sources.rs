@@ -16,7 +16,8 @@ pub(super) const DEFAULT_NAME: &str = "default";
 pub(super) const FILE_NAME: &str = "TOML file";
 /// Metadata name of an environment variable.
 pub(super) const ENV_NAME: &str = "environment variable";
-/// Metadata name of a value the embedding application set ([`Settings::with_value`](super::Settings::with_value)).
+/// Metadata name of a value the embedding application set
+/// ([`Settings::with_value`](super::Settings::with_value)).
 pub(super) const APP_NAME: &str = "application";
 /// Metadata name of a command-line flag.
 pub(super) const FLAG_NAME: &str = "command-line flag";
@@ -26,10 +27,10 @@ pub const CONFIG_VAR: &str = "LOCALPAIR_CONFIG";
 
 /// Where a config file is looked for when none is named, in order; the first that exists is read
 /// and the others are not (settings are not merged across files, so one file says it all):
-/// `./localpair.toml`, then the platform's config directory (`$XDG_CONFIG_HOME/localpair/config.toml`,
-/// else `~/.config/localpair/config.toml` on Linux; `~/Library/Application Support/localpair/config.toml`
-/// on macOS; `%APPDATA%\localpair\config\config.toml` on Windows), then
-/// `/etc/localpair/config.toml` on Unix.
+/// `./localpair.toml`; then the platform's config directory: on Linux
+/// `$XDG_CONFIG_HOME/localpair/config.toml` (else `~/.config/localpair/config.toml`), on macOS
+/// `~/Library/Application Support/localpair/config.toml`, on Windows
+/// `%APPDATA%\localpair\config\config.toml`; then `/etc/localpair/config.toml` on Unix.
 pub fn search_places() -> Vec<PathBuf> {
     let mut places = vec![PathBuf::from(DEFAULT_FILE)];
     if let Some(dirs) = directories::ProjectDirs::from("", "", "localpair") {

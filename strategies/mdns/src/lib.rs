@@ -79,6 +79,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod session;
 pub mod txt;
 
 pub use config::Config;

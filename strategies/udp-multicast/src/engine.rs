@@ -14,17 +14,17 @@ use std::time::Duration;
 
 use localpair_core::interfaces::Interface;
 use localpair_core::{Advert, Context, Fingerprint, Peer};
-use tokio::io::ReadBuf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::gate::Gate;
-use crate::peers::{LinkKey, MAX_PEERS, PeerTable};
+use crate::link::{Link, poll_links};
+use crate::peers::{MAX_PEERS, PeerTable};
 use crate::report::{Report, Reporter};
 use crate::schedule::{AnswerLimiter, Jitter, Schedule};
-use crate::socket::{self, LinkSocket, LinkSpec, listener_addr};
+use crate::socket::{self, LinkSpec, listener_addr};
 use crate::summary::{LinkStats, Summary, retire};
 use crate::wire::{self, Kind, MAX_DATAGRAM, Packet};
 
@@ -33,19 +33,6 @@ use crate::wire::{self, Kind, MAX_DATAGRAM, Packet};
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
 /// How long shutdown lets running observation reports finish.
 const REPORT_GRACE: Duration = Duration::from_millis(100);
-
-struct Link {
-    spec: LinkSpec,
-    key: LinkKey,
-    label: String,
-    socket: LinkSocket,
-    dest: SocketAddr,
-    schedule: Schedule,
-    answers: AnswerLimiter,
-    stats: LinkStats,
-    /// A receive error: not polled until housekeeping reopens it.
-    broken: bool,
-}
 
 enum Wake {
     Datagram(usize, io::Result<(SocketAddr, usize)>),
@@ -487,29 +474,4 @@ impl Engine {
         tracing::debug!(summary = %summary.counts(), reports_ok = summary.reports_ok, reports_failed = summary.reports_failed, "multicast session ended");
         summary
     }
-}
-
-/// Polls every open socket once, starting after the last one that delivered, so a flood on one
-/// interface cannot starve the others.
-fn poll_links(
-    links: &mut [Link],
-    buf: &mut [u8],
-    rotor: &mut usize,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<(usize, io::Result<(SocketAddr, usize)>)> {
-    let n = links.len();
-    for k in 0..n {
-        let index = (*rotor + k) % n;
-        let link = &links[index];
-        if link.broken {
-            continue;
-        }
-        let mut read = ReadBuf::new(buf);
-        if let Poll::Ready(result) = link.socket.recv.poll_recv_from(cx, &mut read) {
-            *rotor = (index + 1) % n;
-            let len = read.filled().len();
-            return Poll::Ready((index, result.map(|src| (src, len))));
-        }
-    }
-    Poll::Pending
 }

@@ -79,6 +79,7 @@ mod discoverer;
 mod engine;
 mod error;
 mod gate;
+mod link;
 mod peers;
 mod probe;
 mod report;

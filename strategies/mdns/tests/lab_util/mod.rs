@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use localpair_core::{Fingerprint, Identity};
 use localpair_lab::discovery::Node;
-use localpair_lab::stats::Summary;
 use localpair_lab::{ChildGuard, Host};
 use localpair_mdns::{Config, Mdns};
 
@@ -209,9 +208,4 @@ pub(crate) fn mdns_packets(pcap: &[u8]) -> usize {
         }
     }
     count
-}
-
-/// Prints the median and 95th percentile (nearest rank) of `samples`.
-pub(crate) fn report(label: &str, samples: &[Duration]) {
-    eprintln!("MEASURE {label}: {:.0}", Summary::of_durations(samples));
 }

@@ -1,4 +1,4 @@
-//! Helpers shared by the lab tests and the lab measurements: each host runs its own tokio
+//! Helpers shared by the lab tests: each host runs its own tokio
 //! runtime on a thread inside its namespace.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
