@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use localpair_lab::attack::{self, Flood};
 use localpair_lab::pairs::{self, STEP};
-use localpair_lab::{Host, HostSpec, Lab, lab_or_skip};
+use localpair_lab::{Count, Counters, Host, HostSpec, Lab, Usage, lab_or_skip};
 use localpair_pairing::code::PairingCode;
 
 fn named(lab: &Lab, name: &str) -> Host {
@@ -28,7 +28,11 @@ fn a_hundred_wrong_proofs_from_ten_addresses_do_not_stop_the_pairing() {
     let desk = named(&lab, "desk");
     let phone = named(&lab, "phone");
     let attackers: Vec<Host> = (0..10).map(|n| named(&lab, &format!("evil{n}"))).collect();
-    let (hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
+    let (mut hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
+    let port = PairingCode::parse(&code).unwrap().port;
+    let pid = hosting.pid().unwrap();
+    let counters = Cost::counters(&desk, &phone, port);
+    let before = Usage::of(pid).unwrap();
     let started = Instant::now();
     let refused: usize = std::thread::scope(|s| {
         let handles: Vec<_> = attackers
@@ -50,19 +54,90 @@ fn a_hundred_wrong_proofs_from_ten_addresses_do_not_stop_the_pairing() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
+    let wall = started.elapsed();
     eprintln!(
-        "100 wrong attempts from 10 addresses in {:?}",
-        started.elapsed()
+        "MEASURE attack_proofs: 100 wrong proofs from 10 addresses (10 joins each, one after \
+         another) in {:.1} s",
+        wall.as_secs_f64()
     );
+    let cost = Cost::read(&counters, &before, &Usage::of(pid).unwrap(), wall);
+    cost.say("attack_proofs", wall);
     assert_eq!(refused, 100, "every wrong attempt is refused");
     // The genuine joiner pairs at its first try: its first dial of the code's address succeeds.
     let joined = pairs::join(&phone, &code, "").unwrap();
     assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
     let json = joined.json();
+    eprintln!(
+        "MEASURE attack_proofs: the genuine joiner paired after them in {} ms",
+        json["elapsed_ms"]
+    );
     let dials = json["dials"].as_array().unwrap();
     assert!(dials.iter().all(|d| d["error"].is_null()), "{json}");
     let hosted = hosting.next_json(STEP).unwrap();
     assert_eq!(hosted["peer"]["name"], "phone");
+}
+
+/// What the victim received from the attack and sent back, and what it cost it, over `wall`.
+struct Cost {
+    received: Count,
+    sent: Count,
+    cpu_share: f64,
+    rss_growth_kib: u64,
+}
+
+impl Cost {
+    /// Counters for the pairing port on `victim`, for every source but `genuine`.
+    fn counters(victim: &Host, genuine: &Host, port: u16) -> Counters {
+        let counters = Counters::new(victim).unwrap();
+        let other = genuine.addr();
+        counters
+            .inbound("in", &format!("ip saddr != {other} tcp dport {port}"))
+            .unwrap();
+        counters
+            .outbound("out", &format!("ip daddr != {other} tcp sport {port}"))
+            .unwrap();
+        counters
+    }
+
+    fn read(counters: &Counters, before: &Usage, after: &Usage, wall: Duration) -> Self {
+        Self {
+            received: counters.get("in").unwrap(),
+            sent: counters.get("out").unwrap(),
+            cpu_share: after.cpu_share_since(before, wall),
+            rss_growth_kib: after.rss_growth_kib(before),
+        }
+    }
+
+    fn say(&self, tag: &str, wall: Duration) {
+        let (r, s) = (self.received, self.sent);
+        eprintln!(
+            "MEASURE {tag}: over {:.1} s the victim received {} packets ({} B/packet) and sent \
+             back {} packets ({} B/packet); CPU {:.1} % of one core; RSS +{} KiB",
+            wall.as_secs_f64(),
+            r.packets,
+            r.bytes_per_packet(),
+            s.packets,
+            s.bytes_per_packet(),
+            self.cpu_share * 100.0,
+            self.rss_growth_kib
+        );
+    }
+
+    /// Nothing is amplified: no more packets or bytes go back than came in.
+    fn assert_no_amplification(&self) {
+        assert!(
+            self.sent.packets <= self.received.packets,
+            "{:?} out for {:?} in",
+            self.sent,
+            self.received
+        );
+        assert!(
+            self.sent.bytes <= self.received.bytes,
+            "{:?} out for {:?} in",
+            self.sent,
+            self.received
+        );
+    }
 }
 
 /// Floods the desk's pairing listener from `sources` of the attacker, then pairs the phone.
@@ -75,8 +150,12 @@ fn joiner_gets_through(lab: &Lab, tag: &str, sources: u8) {
     } else {
         attack::add_sources(&evil, 100, sources).unwrap()
     };
-    let (hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
+    let (mut hosting, code) = pairs::start_host(&desk, "pre", "").unwrap();
     let port = PairingCode::parse(&code).unwrap().port;
+    let pid = hosting.pid().unwrap();
+    let counters = Cost::counters(&desk, &phone, port);
+    let before = Usage::of(pid).unwrap();
+    let started = Instant::now();
     let flood = attack::start(
         &evil,
         Flood {
@@ -88,12 +167,24 @@ fn joiner_gets_through(lab: &Lab, tag: &str, sources: u8) {
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(2));
+    // Read before the join: the host exits once paired.
+    let wall = started.elapsed();
+    let cost = Cost::read(&counters, &before, &Usage::of(pid).unwrap(), wall);
     let joined = pairs::join(&phone, &code, "").unwrap();
     let report = flood.stop();
-    eprintln!("{tag}: flood {report:?}");
+    eprintln!(
+        "MEASURE {tag}: flood of 1,000 connections/s holding 500, from {sources} address(es): {report:?}"
+    );
+    cost.say(tag, wall);
+    cost.assert_no_amplification();
+    assert!(
+        cost.rss_growth_kib < 16 * 1024,
+        "RSS grew {} KiB",
+        cost.rss_growth_kib
+    );
     assert_eq!(joined.code(), Some(0), "{}", joined.stderr);
     let elapsed = joined.json()["elapsed_ms"].as_f64().unwrap();
-    eprintln!("{tag}: paired under the flood in {elapsed:.1} ms");
+    eprintln!("MEASURE {tag}: the genuine joiner paired under the flood in {elapsed:.1} ms");
     assert!(elapsed < 5000.0, "paired after {elapsed} ms");
     assert!(report.opened > 1000, "the flood ran: {report:?}");
     assert_eq!(hosting.next_json(STEP).unwrap()["paired"], true);

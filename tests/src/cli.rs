@@ -275,6 +275,14 @@ impl Running {
     pub fn child(&mut self) -> &mut ChildGuard {
         &mut self.child
     }
+
+    /// The process id of `localpair` itself, once it runs (`ip netns exec` starts it and becomes
+    /// it under the same pid): what [`Usage::of`](crate::Usage::of) reads.
+    pub fn pid(&mut self) -> Result<u32, LabError> {
+        let pid = self.child.id();
+        crate::usage::wait_for_exec(pid, "localpair", Duration::from_secs(5))?;
+        Ok(pid)
+    }
 }
 
 impl Localpair {

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use attack_util::{Spoofer, announcement, key, link_local, overhear};
 use common::{discover, if_index};
-use localpair_lab::{
-    Count, Counters, Host, HostSpec, Localpair, Running, Usage, lab_or_skip, wait_for_exec,
-};
+use localpair_lab::{Count, Counters, Host, HostSpec, Localpair, Running, Usage, lab_or_skip};
 use localpair_udp_multicast::wire::{Kind, Packet};
 
 /// The third party the attacker wants connections sent to.
@@ -123,7 +121,7 @@ fn forged_announcements_make_no_device_a_reflector() {
         .iter()
         .map(|h| discover_process(h, window.as_secs(), UDP_ONLY))
         .collect();
-    let pids: Vec<u32> = runs.iter_mut().map(pid_of).collect();
+    let pids: Vec<u32> = runs.iter_mut().map(|run| run.pid().unwrap()).collect();
     let g = discover(&genuine, "genuine", window, "");
     // Let the genuine reports (each victim to the genuine peer and back) happen first.
     std::thread::sleep(Duration::from_secs(3));
@@ -288,11 +286,6 @@ fn discover_process(host: &Host, seconds: u64, toml: &str) -> Running {
 }
 
 /// The pid of a started `localpair`, once it runs inside its host.
-fn pid_of(run: &mut Running) -> u32 {
-    let pid = run.child().id();
-    wait_for_exec(pid, "localpair", Duration::from_secs(5)).unwrap();
-    pid
-}
 
 /// The one JSON object a finished `discover` printed.
 fn report_of(run: Running) -> serde_json::Value {
@@ -322,7 +315,7 @@ fn a_minute_of_forged_identities_and_spoofed_addresses_is_bounded() {
     let v_started = Instant::now();
     let mut v = discover_process(&victim, 80, "");
     let g = discover_process(&genuine, 80, "");
-    let pid = pid_of(&mut v);
+    let pid = v.pid().unwrap();
     // What any device on the link hears: the genuine device's key and listener port.
     let local = attacker.addr();
     let (g_key, g_port) = attacker
