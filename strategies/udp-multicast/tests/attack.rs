@@ -285,8 +285,6 @@ fn discover_process(host: &Host, seconds: u64, toml: &str) -> Running {
         .unwrap()
 }
 
-/// The pid of a started `localpair`, once it runs inside its host.
-
 /// The one JSON object a finished `discover` printed.
 fn report_of(run: Running) -> serde_json::Value {
     let line = run.next_line(Duration::from_secs(30)).unwrap();
