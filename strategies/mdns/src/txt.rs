@@ -29,9 +29,12 @@ pub mod key {
     /// A listener offered to a device this one cannot reach: `session:<tag hex>@<port>` or
     /// `device:<device id>@<port>` (see `localpair_core::Offer`).
     pub const OFFER: &str = "of";
+    /// Short-code channel, two decimal digits `10`..=`99`, while the device hosts a pairing with
+    /// a typed short code (its public part only).
+    pub const SHORT_CHANNEL: &str = "sc";
 }
 
-/// Most entries a record may have before we stop reading it. Ours has at most 8; the slack is for
+/// Most entries a record may have before we stop reading it. Ours has at most 9; the slack is for
 /// later versions adding keys.
 pub const MAX_ENTRIES: usize = 32;
 /// Most bytes of keys and values together. Ours is under 200; 1,300 keeps a record inside one
@@ -57,6 +60,8 @@ pub struct Txt {
     pub link_port: Option<u16>,
     /// The listener it offers to a device it cannot reach.
     pub offer: Option<Offer>,
+    /// The short-code channel of the pairing it hosts (10..=99).
+    pub short_channel: Option<u8>,
 }
 
 impl Txt {
@@ -69,6 +74,7 @@ impl Txt {
             session_tag: advert.session_tag,
             link_port: advert.link_port,
             offer: advert.offer,
+            short_channel: advert.short_channel.filter(|c| (10..=99).contains(c)),
         }
     }
 
@@ -96,6 +102,9 @@ impl Txt {
         }
         if let Some(offer) = self.offer {
             out.push((key::OFFER, offer.to_string()));
+        }
+        if let Some(channel) = self.short_channel {
+            out.push((key::SHORT_CHANNEL, channel.to_string()));
         }
         out
     }
@@ -136,6 +145,7 @@ impl Txt {
         peer.session_tag = self.session_tag;
         peer.link_port = self.link_port;
         peer.offer = self.offer;
+        peer.short_channel = self.short_channel;
         peer
     }
 }
@@ -151,6 +161,7 @@ struct Slots<'a> {
     session_tag: Option<Option<&'a [u8]>>,
     link_port: Option<Option<&'a [u8]>>,
     offer: Option<Option<&'a [u8]>>,
+    short_channel: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> Slots<'a> {
@@ -171,6 +182,8 @@ impl<'a> Slots<'a> {
             &mut self.link_port
         } else if k.eq_ignore_ascii_case(key::OFFER) {
             &mut self.offer
+        } else if k.eq_ignore_ascii_case(key::SHORT_CHANNEL) {
+            &mut self.short_channel
         } else {
             return;
         };
@@ -242,6 +255,18 @@ impl<'a> Slots<'a> {
                 })
             })
             .transpose()?;
+        let short_channel = self
+            .short_channel
+            .map(|v| {
+                value(v, key::SHORT_CHANNEL).and_then(|v| match v {
+                    [a @ b'1'..=b'9', b @ b'0'..=b'9'] => Ok((a - b'0') * 10 + (b - b'0')),
+                    _ => Err(Error::MalformedTxt {
+                        key: key::SHORT_CHANNEL,
+                        reason: "is not two digits 10..=99",
+                    }),
+                })
+            })
+            .transpose()?;
         Ok(Txt {
             fingerprint,
             name,
@@ -249,6 +274,7 @@ impl<'a> Slots<'a> {
             session_tag,
             link_port,
             offer,
+            short_channel,
         })
     }
 }
@@ -376,6 +402,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("of"), "{error}");
+    }
+
+    #[test]
+    fn the_short_channel_round_trips_and_a_bad_one_is_named() {
+        let advert = Advert::pairing(19_537, Some([1; 8])).with_short_channel(Some(47));
+        let txt = Txt::new(Fingerprint::from_bytes([3; 32]), "desk", advert);
+        let entries = txt.entries();
+        assert!(entries.contains(&("sc", "47".to_owned())));
+        let owned: Vec<(String, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some(v.clone().into_bytes())))
+            .collect();
+        assert_eq!(
+            parse_owned(&owned)
+                .unwrap()
+                .into_peer(Vec::new())
+                .short_channel,
+            Some(47)
+        );
+        for wrong in [&b"9"[..], b"100", b"07", b"4x", b""] {
+            let mut bad = owned.clone();
+            bad.retain(|(k, _)| k != "sc");
+            bad.push(("sc".to_owned(), Some(wrong.to_vec())));
+            let error = parse_owned(&bad).unwrap_err().to_string();
+            assert!(error.contains("sc"), "{error}");
+        }
     }
 
     #[test]

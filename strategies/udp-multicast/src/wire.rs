@@ -14,7 +14,9 @@
 //!                                                 accepts connections from the peers it knows
 //!                              bit 4 OFFER        the offer fields are present: the sender
 //!                                                 cannot reach a device and waits to be dialled
-//!                              bits 5..7 reserved, must be 0 (a new meaning bumps the version)
+//!                              bit 5 SHORT        the short-channel field is present: the
+//!                                                 sender hosts a short-code pairing
+//!                              bits 6..7 reserved, must be 0 (a new meaning bumps the version)
 //!      7    32  fingerprint    SHA-256 of the sender's SubjectPublicKeyInfo (its device id is the
 //!                              first 8 bytes, so the id is not carried separately)
 //!     39     2  confirm port   u16 big endian; the sender's confirmation listener, 0 = none
@@ -25,12 +27,13 @@
 //!      …     1  offer kind     1 = for the host of a session tag, 2 = for a device id; only
 //!                              with OFFER
 //!      …     8  offer to       that session tag or device id; only with OFFER
+//!      …     1  short channel  10..=99, the short code's public part; only with SHORT
 //!      …     1  name length    n, 0..=64
 //!      …     n  name           UTF-8 without control or invisible formatting characters
 //!                              (`localpair_core::peer::is_clean`)
 //! ```
 //!
-//! Nothing may follow the name. The largest packet is 129 bytes; datagrams over
+//! Nothing may follow the name. The largest packet is 130 bytes; datagrams over
 //! [`MAX_DATAGRAM`] are dropped by the receiver without being read.
 
 use localpair_core::identity::DeviceId;
@@ -42,7 +45,7 @@ use crate::error::Error;
 pub const MAGIC: [u8; 4] = *b"LPmc";
 /// The format version this crate speaks.
 pub const VERSION: u8 = 1;
-/// Datagrams longer than this are dropped unread (a valid packet is at most 129 bytes; the cap
+/// Datagrams longer than this are dropped unread (a valid packet is at most 130 bytes; the cap
 /// leaves room for later versions while staying under every LAN's MTU).
 pub const MAX_DATAGRAM: usize = 1200;
 /// Longest name on the wire, in bytes.
@@ -56,8 +59,11 @@ const FLAG_PAIRING_PORT: u8 = 0b010;
 const FLAG_SESSION_TAG: u8 = 0b100;
 const FLAG_LINK_PORT: u8 = 0b1000;
 const FLAG_OFFER: u8 = 0b1_0000;
+const FLAG_SHORT: u8 = 0b10_0000;
 const FLAGS_KNOWN: u8 =
-    FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT | FLAG_OFFER;
+    FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT | FLAG_OFFER | FLAG_SHORT;
+/// The short-code channels a packet may carry.
+const SHORT_CHANNELS: std::ops::RangeInclusive<u8> = 10..=99;
 const OFFER_SESSION: u8 = 1;
 const OFFER_DEVICE: u8 = 2;
 /// Magic, version, kind, flags, fingerprint, confirm port.
@@ -96,6 +102,8 @@ pub struct Packet {
     pub link_port: Option<u16>,
     /// The listener it offers to a device it cannot reach.
     pub offer: Option<Offer>,
+    /// The channel of the short-code pairing it hosts (10..=99; others are not encoded).
+    pub short_channel: Option<u8>,
     /// Its name, at most [`MAX_NAME`] bytes without control characters (see [`clean_name`]).
     pub name: String,
 }
@@ -112,6 +120,7 @@ impl Packet {
             session_tag: None,
             link_port: None,
             offer: None,
+            short_channel: None,
             name: clean_name(name),
         }
     }
@@ -142,6 +151,10 @@ impl Packet {
         });
         if offer.is_some() {
             flags |= FLAG_OFFER;
+        }
+        let short_channel = self.short_channel.filter(|c| SHORT_CHANNELS.contains(c));
+        if short_channel.is_some() {
+            flags |= FLAG_SHORT;
         }
         let cleaned;
         let name = if is_clean(&self.name) {
@@ -174,6 +187,9 @@ impl Packet {
             out.extend_from_slice(&port.to_be_bytes());
             out.push(kind);
             out.extend_from_slice(&to);
+        }
+        if let Some(channel) = short_channel {
+            out.push(channel);
         }
         // `name` is at most MAX_NAME (64) bytes here, so the length fits a byte.
         out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
@@ -243,6 +259,14 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     } else {
         None
     };
+    let short_channel = if flags & FLAG_SHORT != 0 {
+        match r.byte("truncated short channel")? {
+            channel if SHORT_CHANNELS.contains(&channel) => Some(channel),
+            _ => return Err(malformed("short channel outside 10..=99")),
+        }
+    } else {
+        None
+    };
     let len = usize::from(r.byte("no name length")?);
     if len > MAX_NAME {
         return Err(malformed("name longer than 64 bytes"));
@@ -269,6 +293,7 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
         session_tag,
         link_port,
         offer,
+        short_channel,
         name: name.to_owned(),
     })
 }
@@ -358,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn largest_packet_is_129_bytes() {
+    fn largest_packet_is_130_bytes() {
         let mut p = sample();
         p.name = "x".repeat(MAX_NAME);
         assert_eq!(p.encode().len(), 116);
@@ -367,7 +392,26 @@ mod tests {
         // With an offer, the largest there is.
         p.offer = Some(Offer::new(19_537, OfferTo::Session([9; 8])));
         assert_eq!(p.encode().len(), 129);
+        p.short_channel = Some(99);
+        assert_eq!(p.encode().len(), 130);
         assert_eq!(parse(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn short_channel_follows_the_offer_and_is_range_checked() {
+        let mut p = Packet::new(Kind::Announce, Fingerprint::from_bytes([7; 32]), 1, "");
+        p.short_channel = Some(47);
+        let bytes = p.encode();
+        assert_eq!(bytes[6], 0b10_0000);
+        assert_eq!(bytes[41], 47);
+        assert_eq!(bytes[42], 0);
+        assert_eq!(parse(&bytes).unwrap(), p);
+        let mut bad = bytes.clone();
+        bad[41] = 9;
+        assert!(parse(&bad).is_err());
+        // A channel outside the range is left out rather than sent wrong.
+        p.short_channel = Some(100);
+        assert_eq!(parse(&p.encode()).unwrap().short_channel, None);
     }
 
     #[test]
@@ -496,13 +540,15 @@ mod tests {
             proptest::option::of(any::<[u8; 8]>()),
             "\\PC{0,30}",
             proptest::option::of((1u16..=u16::MAX, any::<bool>(), any::<[u8; 8]>())),
+            proptest::option::of(10u8..=99),
         )
             .prop_map(
-                |(kind, starting, fp, confirm_port, pairing_port, tag, name, offer)| {
+                |(kind, starting, fp, confirm_port, pairing_port, tag, name, offer, short)| {
                     let mut p = Packet::new(kind, Fingerprint::from_bytes(fp), confirm_port, &name);
                     p.starting = starting;
                     p.pairing_port = pairing_port;
                     p.session_tag = tag;
+                    p.short_channel = short;
                     p.offer = offer.map(|(port, session, to)| {
                         let to = if session {
                             OfferTo::Session(to)
@@ -520,7 +566,7 @@ mod tests {
         #[test]
         fn round_trip(p in packets()) {
             let bytes = p.encode();
-            prop_assert!(bytes.len() <= 129);
+            prop_assert!(bytes.len() <= 130);
             prop_assert_eq!(parse(&bytes).unwrap(), p);
         }
 
