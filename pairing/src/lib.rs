@@ -81,6 +81,7 @@ mod listen;
 mod nearby;
 mod offer;
 mod race;
+pub mod short;
 pub mod trust;
 mod wire;
 
@@ -92,7 +93,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use config::{ConnectConfig, JoinConfig, PairingConfig};
 pub use connect::Connected;
-pub use device::{Device, Hosting, Listening};
+pub use device::{Device, Hosting, Listening, ShortHosting};
 pub use error::{Attempted, Error};
 use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};
