@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(bytes[41], 47);
         assert_eq!(bytes[42], 0);
         assert_eq!(parse(&bytes).unwrap(), p);
-        let mut bad = bytes.clone();
+        let mut bad = bytes;
         bad[41] = 9;
         assert!(parse(&bad).is_err());
         // A channel outside the range is left out rather than sent wrong.
