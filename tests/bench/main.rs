@@ -5,7 +5,7 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `failfast`, `diagnose`, `laptops`, `reconnect`,
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `pair`, `short`, `failfast`, `diagnose`, `laptops`, `reconnect`,
 //! `throughput`, `scale` (default:
 //! all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
@@ -28,6 +28,7 @@ mod pair;
 mod paired;
 mod resolve;
 mod scale;
+mod short;
 mod table;
 
 use std::time::Duration;
@@ -89,6 +90,7 @@ fn main() -> std::process::ExitCode {
     run("discover", &discover::bench);
     run("zeroconf", &discover::zeroconf);
     run("pair", &pair::bench);
+    run("short", &short::bench);
     run("failfast", &pair::failfast);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);

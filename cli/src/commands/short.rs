@@ -6,7 +6,7 @@ use localpair_pairing::short::{ShortCode, verification_code};
 use serde_json::json;
 
 use super::join::MAX_LINE;
-use super::{block_on, device, interrupted, load, paired_line, progress};
+use super::{block_on, describe_peer, device, interrupted, load, paired_line, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
@@ -78,14 +78,27 @@ pub(super) fn join(args: &Args, code: Option<&str>, save: bool) -> Result<(), Er
     let given = code
         .map(|c| ShortCode::parse(c.trim()).map_err(Error::Usage))
         .transpose()?;
-    let (joined, verification) = block_on(async {
+    let (joined, verification, after_code) = block_on(async {
         let device = device(settings, registry)?.saving(save);
         let spinner = Spinner::hidden(args, "looking for the host on the code's channel");
         let typing = given.is_none() && std::io::stdin().is_terminal();
         if !typing {
             spinner.show();
         }
+        // The devices found while the code is typed, as `join` lists them.
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::channel(64);
+        let shown = spinner.clone();
+        let printer = tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(peer) = seen_rx.recv().await {
+                let peer: localpair_core::Peer = peer;
+                if seen.insert(peer.fingerprint) {
+                    shown.line(&format!("found {}", describe_peer(&peer)));
+                }
+            }
+        });
         let after_typing = spinner.clone();
+        let (typed_tx, typed_rx) = tokio::sync::oneshot::channel();
         let code = async move {
             let code = match given {
                 Some(code) => Ok(code),
@@ -96,13 +109,17 @@ pub(super) fn join(args: &Args, code: Option<&str>, save: bool) -> Result<(), Er
                 )),
             };
             after_typing.show();
+            // From here on the time is the exchange's, not the person's.
+            let _ = typed_tx.send(std::time::Instant::now());
             code
         };
         let joined = tokio::select! {
-            joined = device.join_short(code, None) => joined,
+            joined = device.join_short(code, Some(seen_tx)) => joined,
             () = interrupted() => return Err(Error::Interrupted),
         };
+        printer.abort();
         spinner.clear();
+        let after_code = typed_rx.await.ok().map(|typed| typed.elapsed());
         let (joined, mut link) = joined.map_err(|e| match e {
             e @ localpair_pairing::Error::BadShortCode { .. } => Error::Usage(e),
             e => Error::Pairing(e),
@@ -110,7 +127,7 @@ pub(super) fn join(args: &Args, code: Option<&str>, save: bool) -> Result<(), Er
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut link).await;
         let verification =
             verification_code(&joined.peer.fingerprint, &device.identity().fingerprint());
-        Ok((joined, verification))
+        Ok((joined, verification, after_code))
     })?;
     if args.json {
         output::json(&json!({
@@ -124,6 +141,7 @@ pub(super) fn join(args: &Args, code: Option<&str>, save: bool) -> Result<(), Er
             "via": joined.via,
             "verification": verification,
             "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
+            "code_to_paired_ms": after_code.map(|d| d.as_secs_f64() * 1000.0),
             "dials": joined.dials,
             "saved": save,
         }))
