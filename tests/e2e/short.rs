@@ -91,6 +91,7 @@ fn a_short_code_pairs_two_devices() {
         .unwrap()
         .json();
     assert_eq!(peers["peers"][0]["name"], h1.name(), "{peers}");
+    assert_eq!(peers["peers"][0]["how"], "short-code", "{peers}");
 }
 
 #[test]
