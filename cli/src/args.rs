@@ -108,8 +108,9 @@ pub enum Command {
         after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join --code-file code.txt\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join\n  localpair join --short 47-392-8150\n  localpair join --short    # then type the short code"
     )]
     Join {
-        /// Pair by the short code the host shows (`host --short`): CODE, or typed on stdin when
-        /// given without one. Spaces and dashes do not matter.
+        /// Pair by the short code the host shows (`host --short`), typed on stdin when given
+        /// without CODE (preferred: a command line is visible to every local user with `ps`).
+        /// Spaces and dashes do not matter.
         #[arg(
             long,
             value_name = "CODE",
