@@ -63,8 +63,11 @@
 //! knowledge of the secret with HMAC-SHA256(secret, role ‖ exporter): the secret never crosses the
 //! network, and a proof taken from one connection is worthless on another. The joiner proves first;
 //! the host answers with its own proof (so the joiner knows the host holds the same code, not just
-//! the key), then both exchange their names. The code is single use, expires, and dies after too
-//! many wrong proofs.
+//! the key), then both exchange their names. The code is single use and expires.
+//!
+//! For a device without a camera, [`short`] pairs by a code a person reads aloud
+//! (`47-392-8150`): [`Device::host_short`] and [`Device::join_short`], a PAKE inside TLS where the
+//! QR code's secret and pinned key are not available.
 
 pub mod code;
 mod config;
