@@ -81,9 +81,14 @@ pub enum Command {
     },
     /// Start pairing: print the code and its QR, wait for one peer.
     #[command(
-        after_help = "Examples:\n  localpair host\n  localpair host --flow post --qr png:code.png\n  localpair --json host --qr none"
+        after_help = "Examples:\n  localpair host\n  localpair host --flow post --qr png:code.png\n  localpair --json host --qr none\n  localpair host --short      # a code to read aloud: 47-392-8150"
     )]
     Host {
+        /// Show a short code to read aloud and type (`47-392-8150`) instead of a QR code: for a
+        /// device without a camera. 2 public digits pick the host, 7 secret ones pair; it lives
+        /// 2 minutes and 3 wrong tries end it.
+        #[arg(long, conflicts_with_all = ["flow", "qr", "keep_qr"])]
+        short: bool,
         /// pre: show the code first, the joiner discovers afterwards (listens on all addresses);
         /// post: devices discover each other first, the code confirms (listens on the confirmed
         /// LAN address only).
@@ -102,9 +107,20 @@ pub enum Command {
     },
     /// Pair with a host, from its code (a line on stdin, --code-file, or the argument).
     #[command(
-        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join --code-file code.txt\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join"
+        after_help = "Examples:\n  localpair join LP:AEAK...\n  localpair join --code-file code.txt\n  localpair join            # lists devices, then reads the code\n  echo LP:AEAK... | localpair --json join\n  localpair join --short 47-392-8150\n  localpair join --short    # then type the short code"
     )]
     Join {
+        /// Pair by the short code the host shows (`host --short`), typed on stdin when given
+        /// without CODE (preferred: a command line is visible to every local user with `ps`).
+        /// Spaces and dashes do not matter.
+        #[arg(
+            long,
+            value_name = "CODE",
+            num_args = 0..=1,
+            default_missing_value = "",
+            conflicts_with_all = ["code", "code_file"]
+        )]
+        short: Option<String>,
         /// The pairing code (`LP:...`). Prefer stdin or --code-file: the command line of a process
         /// is visible to every local user (`ps`), and the code holds the secret while it is valid.
         /// With neither, the code is read from stdin while discovery already runs.

@@ -2,6 +2,7 @@
 
 use localpair_core::Attempt;
 use localpair_core::chain::explain;
+use localpair_pairing::Refusal;
 use serde_json::{Value, json};
 
 /// Why a command failed.
@@ -99,11 +100,26 @@ impl Error {
             Self::CodeFile { .. } => "bad-code",
             Self::Usage(Pairing::UnknownPeer { .. }) => "unknown-peer",
             Self::Usage(Pairing::AmbiguousPeer { .. }) => "ambiguous-peer",
-            Self::Usage(Pairing::CorruptedCode { .. } | Pairing::NewerCode { .. }) => "bad-code",
+            Self::Usage(
+                Pairing::CorruptedCode { .. }
+                | Pairing::NewerCode { .. }
+                | Pairing::BadShortCode { .. },
+            ) => "bad-code",
             Self::Usage(_) => "usage",
             Self::Pairing(Pairing::JoinFailed(_)) => "join-failed",
             Self::Pairing(Pairing::ConnectFailed(_)) => "connect-failed",
             Self::Pairing(Pairing::CodeExpired { .. }) => "code-expired",
+            Self::Pairing(Pairing::Refused {
+                refusal: Refusal::WrongCode,
+                ..
+            }) => "wrong-code",
+            Self::Pairing(
+                Pairing::Refused {
+                    refusal: Refusal::CodeEnded,
+                    ..
+                }
+                | Pairing::CodeEnded { .. },
+            ) => "code-ended",
             Self::Pairing(Pairing::Refused { .. }) => "refused",
             Self::Pairing(Pairing::NoAddress { .. }) | Self::NoCandidates { .. } => "no-address",
             Self::Pairing(_) | Self::Failed(_) => "failed",
@@ -131,6 +147,21 @@ impl Error {
             Self::Usage(Pairing::UnknownPeer { .. } | Pairing::AmbiguousPeer { .. }) => {
                 Some("`localpair peers` lists the known peers".to_owned())
             }
+            Self::Pairing(Pairing::Refused {
+                refusal: Refusal::WrongCode,
+                ..
+            }) => Some(
+                "check the code with the host and run the join again; the host ends the code \
+                 after 3 wrong tries"
+                    .to_owned(),
+            ),
+            Self::Pairing(
+                Pairing::Refused {
+                    refusal: Refusal::CodeEnded,
+                    ..
+                }
+                | Pairing::CodeEnded { .. },
+            ) => Some("start a new code on the host: `localpair host --short`".to_owned()),
             _ => None,
         }
     }

@@ -278,6 +278,33 @@ fn join_reads_the_code_from_a_file_and_says_what_is_wrong_with_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_mistyped_short_code_is_bad_usage_before_anything_is_sent() {
+    // Every case fails before the device opens: nothing is announced or dialled.
+    for code in ["07-392-8150", "47-392-815", "47-392-815O", "LP:AAAA"] {
+        let out = localpair(&["--ephemeral", "--json", "join", "--short", code], None);
+        assert_eq!(out.status.code(), Some(2), "{code}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["error"]["kind"], "bad-code", "{json}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("not a short code"), "{message}");
+    }
+    for args in [
+        &["join", "--short", "47-392-8150", "--code-file", "code.txt"][..],
+        &["join", "LP:AAAA", "--short", "47-392-8150"],
+        &["host", "--short", "--qr", "none"],
+        &["host", "--short", "--flow", "post"],
+    ] {
+        let out = localpair(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot be used with"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 /// A private state directory for one test.
 fn state(tag: &str) -> PathBuf {
     let dir =

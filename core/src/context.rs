@@ -82,6 +82,10 @@ pub struct Advert {
     pub link_port: Option<u16>,
     /// The listener this device offers to one it cannot reach, while it waits to be dialled.
     pub offer: Option<crate::peer::Offer>,
+    /// The short-code channel (10–99) of the pairing this device hosts, when it hosts one with a
+    /// code a person types: a joiner looks only at hosts on the channel it was told. Never
+    /// derived from a secret; the session tag beside it is then a random nonce.
+    pub short_channel: Option<u8>,
 }
 
 impl Advert {
@@ -92,6 +96,7 @@ impl Advert {
             session_tag,
             link_port: None,
             offer: None,
+            short_channel: None,
         }
     }
 
@@ -99,6 +104,13 @@ impl Advert {
     #[must_use]
     pub fn with_link_port(mut self, port: Option<u16>) -> Self {
         self.link_port = port;
+        self
+    }
+
+    /// The same advert, also saying that the pairing it hosts is a short-code one on `channel`.
+    #[must_use]
+    pub fn with_short_channel(mut self, channel: Option<u8>) -> Self {
+        self.short_channel = channel;
         self
     }
 

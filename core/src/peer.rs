@@ -43,6 +43,9 @@ pub struct Peer {
     pub link_port: Option<u16>,
     /// The listener it offers to the device it cannot reach, when it waits to be dialled.
     pub offer: Option<Offer>,
+    /// The short-code channel of the pairing it hosts, when it hosts one with a typed code.
+    #[serde(default)]
+    pub short_channel: Option<u8>,
     /// The strategy that found it first (filled in by the chain runner).
     pub strategy: String,
     /// Time from the start of discovery to the first sighting (filled in by the chain runner).
@@ -62,6 +65,7 @@ impl Peer {
             session_tag: None,
             link_port: None,
             offer: None,
+            short_channel: None,
             strategy: String::new(),
             found_after: Duration::ZERO,
         }
@@ -93,6 +97,9 @@ impl Peer {
         }
         if later.offer.is_some() {
             self.offer = later.offer;
+        }
+        if later.short_channel.is_some() {
+            self.short_channel = later.short_channel;
         }
         if self.name.is_empty() {
             self.name = later.name;

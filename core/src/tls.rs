@@ -200,6 +200,23 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A client config presenting `identity` and accepting a server with any key (its handshake
+/// signature is still verified). Only for exchanges that authenticate the server afterwards, bound
+/// to this session's exporter and the key it presented (the short code's PAKE); read the key
+/// with [`peer_fingerprint`].
+pub fn client_config_unpinned(
+    identity: &Identity,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(None)))
+        .with_client_auth_cert(vec![identity.certificate()], identity.private_key())?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The fingerprint of the key the other side of an established connection presented.
 pub fn peer_fingerprint(conn: &rustls::CommonState) -> Option<Fingerprint> {
     conn.peer_certificates()

@@ -23,6 +23,8 @@ pub struct PairingConfig {
     pub link_port: u16,
     /// How long a code lives.
     pub code_ttl_ms: u64,
+    /// How long a short code (`host --short`) lives; 3 failed exchanges end it sooner.
+    pub short_code_ttl_ms: u64,
     /// Wait after a source's first wrong proof before its next is looked at; doubles with each
     /// wrong proof, up to 60 s. Wrong proofs never end a code.
     pub wrong_proof_backoff_ms: u64,
@@ -44,6 +46,7 @@ impl Default for PairingConfig {
             port: crate::host::DEFAULT_PORT,
             link_port: crate::link::DEFAULT_PORT,
             code_ttl_ms: 300_000,
+            short_code_ttl_ms: 120_000,
             wrong_proof_backoff_ms: 250,
             handshake_timeout_ms: 3_000,
             max_unauthenticated: 64,

@@ -74,26 +74,26 @@ impl Target for Reconnect {
         matches!(error, Error::Refused { .. })
     }
 
-    fn join_target(&self) -> JoinTarget {
+    fn join_target(&self) -> Option<JoinTarget> {
         let mut candidates = Vec::new();
         for addr in &self.peer.last_addrs {
             if !candidates.contains(&addr.ip()) {
                 candidates.push(addr.ip());
             }
         }
-        JoinTarget::new(
+        Some(JoinTarget::new(
             self.key(),
             self.peer.link_port.unwrap_or(0),
             candidates,
             [0; 8],
             link::ALPN,
-        )
+        ))
     }
 
-    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error> {
+    fn offer(&self, ctx: &Context) -> Result<Option<OfferListener>, Error> {
         let mut listener = OfferListener::for_peer(&self.identity, self.key(), self.offer_port)?;
         listener.announce(ctx, OfferTo::Device(self.key().device_id()));
-        Ok(listener)
+        Ok(Some(listener))
     }
 }
 

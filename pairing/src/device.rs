@@ -23,6 +23,9 @@ use crate::race::{OTHER_DIRECTION, RaceOptions, race};
 use crate::trust::{KnownPeer, PairedHow, TrustStore};
 use crate::{Error, HostOptions, JoinOptions, Joined, Paired, PairingHost, listen_addresses};
 
+mod short;
+pub use short::ShortHosting;
+
 /// This device: who it is, whom it trusts, and how it finds and is found by them.
 ///
 /// Open it inside a tokio runtime (it starts the confirmation listener). Everything it starts

@@ -29,6 +29,18 @@ pub enum Error {
         /// The version byte found.
         version: u8,
     },
+    /// A typed short code is not one (wrong number of digits, a letter, a channel under 10).
+    #[error("not a short code: {reason} (it looks like 47-392-8150)")]
+    BadShortCode {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A short code ended: too many exchanges failed (someone entered a wrong code).
+    #[error("someone entered a wrong code {failures} times; the code has ended — start a new one")]
+    CodeEnded {
+        /// Failed exchanges (the limit).
+        failures: u32,
+    },
     /// A message of the pairing exchange did not parse, or came out of turn.
     #[error("malformed pairing message: {reason}")]
     Malformed {
@@ -147,12 +159,14 @@ impl Classify for Error {
     fn failure_kind(&self) -> FailureKind {
         match self {
             Self::Core(core) => core.failure_kind(),
-            Self::CorruptedCode { .. } | Self::NewerCode { .. } => FailureKind::Config,
+            Self::CorruptedCode { .. } | Self::NewerCode { .. } | Self::BadShortCode { .. } => {
+                FailureKind::Config
+            }
             Self::Malformed { .. } => FailureKind::Protocol,
             Self::Refused { .. } | Self::HostProofInvalid { .. } | Self::JoinerRefused { .. } => {
                 FailureKind::Security
             }
-            Self::CodeExpired { .. } => FailureKind::Security,
+            Self::CodeExpired { .. } | Self::CodeEnded { .. } => FailureKind::Security,
             Self::Superseded { .. }
             | Self::JoinFailed { .. }
             | Self::ConnectFailed { .. }

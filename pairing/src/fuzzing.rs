@@ -27,6 +27,20 @@ pub fn code(data: &[u8]) {
     }
 }
 
+/// A typed short code: never panics; a code accepted once is shown as text that reads back as
+/// the same code.
+pub fn short_code(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(code) = crate::short::ShortCode::parse(text) {
+        match crate::short::ShortCode::parse(&code.to_string()) {
+            Ok(again) => assert_eq!(again, code, "the code changed on the way back"),
+            Err(e) => panic!("a short code that was read cannot be read back: {e}"),
+        }
+    }
+}
+
 /// A pairing-protocol payload: never panics; what it accepts re-encodes to the same bytes.
 pub fn wire_message(data: &[u8]) {
     if let Ok(message) = wire::parse(data) {
@@ -71,6 +85,7 @@ mod tests {
             ("pairing_code", code as fn(&[u8])),
             ("pairing_message", wire_message),
             ("trust_store", trust_store),
+            ("short_code", short_code),
         ] {
             replay(&corpus(target), check);
         }

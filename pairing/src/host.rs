@@ -395,6 +395,26 @@ pub(crate) fn deliver(
     link_port: Option<u16>,
     stream: tokio_rustls::TlsStream<TcpStream>,
 ) {
+    let pairing = pairing_of(
+        joiner_key,
+        remote,
+        (name, link_port),
+        shared.started,
+        stream,
+    );
+    // Capacity 1 and one exchange at a time: this never waits.
+    let _ = shared.paired.try_send(pairing);
+}
+
+/// The finished pairing a host hands to its application: who joined (its key as presented in
+/// TLS, its name and link port as it said) and the open stream.
+pub(crate) fn pairing_of(
+    joiner_key: Fingerprint,
+    remote: SocketAddr,
+    (name, link_port): (String, Option<u16>),
+    started: Instant,
+    stream: tokio_rustls::TlsStream<TcpStream>,
+) -> (Paired, Link) {
     let peer = PairedPeer {
         id: joiner_key.device_id(),
         name,
@@ -404,11 +424,40 @@ pub(crate) fn deliver(
     };
     let paired = Paired {
         peer: peer.clone(),
-        elapsed: shared.started.elapsed(),
+        elapsed: started.elapsed(),
     };
     tracing::info!(peer = %paired.peer.id, %remote, "paired");
-    // Capacity 1 and one exchange at a time: this never waits.
-    let _ = shared.paired.try_send((paired, Link::new(peer, stream)));
+    (paired, Link::new(peer, stream))
+}
+
+/// The last step of every pairing, once both sides are authenticated: the joiner sends its name
+/// and link port, the host answers with its own.
+pub(crate) async fn swap_names_as_host<S>(
+    stream: &mut S,
+    name: &str,
+    link_port: Option<u16>,
+) -> Result<(String, Option<u16>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Message::Info {
+        name: theirs,
+        link_port: their_port,
+    } = read_message(stream).await?
+    else {
+        return Err(Error::Malformed {
+            reason: "expected the joiner's info",
+        });
+    };
+    send(
+        stream,
+        &Message::Info {
+            name: name.to_owned(),
+            link_port,
+        },
+    )
+    .await?;
+    Ok((theirs, their_port))
 }
 
 /// After both proofs: the host proves itself, then both send their names and link ports.
@@ -425,18 +474,5 @@ where
         &Message::HostProof(shared.secret.proof(Role::Host, exporter)),
     )
     .await?;
-    let Message::Info { name, link_port } = read_message(stream).await? else {
-        return Err(Error::Malformed {
-            reason: "expected the joiner's info",
-        });
-    };
-    send(
-        stream,
-        &Message::Info {
-            name: shared.identity.name().to_owned(),
-            link_port: shared.options.link_port,
-        },
-    )
-    .await?;
-    Ok((name, link_port))
+    swap_names_as_host(stream, shared.identity.name(), shared.options.link_port).await
 }

@@ -193,11 +193,26 @@ where
     }
     // Both proofs checked. The code is spent only once the names are through: if this exchange
     // breaks, another of our dials may take its turn (the host keeps the code valid).
+    let names = swap_names_as_joiner(stream, &side.name, side.link_port).await?;
+    *done = true;
+    Ok(names)
+}
+
+/// The last step of every pairing, once both sides are authenticated: send our name and link
+/// port, read the host's.
+pub(crate) async fn swap_names_as_joiner<S>(
+    stream: &mut S,
+    name: &str,
+    link_port: Option<u16>,
+) -> Result<(String, Option<u16>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     send(
         stream,
         &Message::Info {
-            name: side.name.clone(),
-            link_port: side.link_port,
+            name: name.to_owned(),
+            link_port,
         },
     )
     .await?;
@@ -206,7 +221,6 @@ where
             reason: "expected the host's info",
         });
     };
-    *done = true;
     Ok((name, link_port))
 }
 
@@ -254,15 +268,15 @@ impl Target for Pairing {
             || matches!(error, Error::HostProofInvalid { .. })
     }
 
-    fn join_target(&self) -> JoinTarget {
-        join_target(&self.side.code)
+    fn join_target(&self) -> Option<JoinTarget> {
+        Some(join_target(&self.side.code))
     }
 
-    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error> {
+    fn offer(&self, ctx: &Context) -> Result<Option<OfferListener>, Error> {
         let mut listener =
             OfferListener::for_host(&self.identity, Arc::clone(&self.side), self.offer_port)?;
         listener.announce(ctx, OfferTo::Session(self.side.code.session_tag()));
-        Ok(listener)
+        Ok(Some(listener))
     }
 }
 

@@ -63,8 +63,11 @@
 //! knowledge of the secret with HMAC-SHA256(secret, role ‖ exporter): the secret never crosses the
 //! network, and a proof taken from one connection is worthless on another. The joiner proves first;
 //! the host answers with its own proof (so the joiner knows the host holds the same code, not just
-//! the key), then both exchange their names. The code is single use, expires, and dies after too
-//! many wrong proofs.
+//! the key), then both exchange their names. The code is single use and expires.
+//!
+//! For a device without a camera, [`short`] pairs by a code a person reads aloud
+//! (`47-392-8150`): [`Device::host_short`] and [`Device::join_short`], a PAKE inside TLS where the
+//! QR code's secret and pinned key are not available.
 
 pub mod code;
 mod config;
@@ -81,6 +84,7 @@ mod listen;
 mod nearby;
 mod offer;
 mod race;
+pub mod short;
 pub mod trust;
 mod wire;
 
@@ -92,7 +96,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use config::{ConnectConfig, JoinConfig, PairingConfig};
 pub use connect::Connected;
-pub use device::{Device, Hosting, Listening};
+pub use device::{Device, Hosting, Listening, ShortHosting};
 pub use error::{Attempted, Error};
 use localpair_core::frame::{MAX_FRAME, read_frame, write_frame};
 use localpair_core::identity::{DeviceId, Fingerprint};

@@ -85,9 +85,11 @@ pub(crate) trait Target: Send + Sync + 'static {
     /// The device itself said no: no other address can help.
     fn is_final(&self, error: &Error) -> bool;
     /// For the discoverers that wait for one (known addresses, subnet scan).
-    fn join_target(&self) -> JoinTarget;
+    /// `None` when the device is known by its announcements only (a short code's channel).
+    fn join_target(&self) -> Option<JoinTarget>;
     /// The other direction: a listener the device sought may dial, announced through `ctx`.
-    fn offer(&self, ctx: &Context) -> Result<OfferListener, Error>;
+    /// `None` when this target never offers the other direction.
+    fn offer(&self, ctx: &Context) -> Result<Option<OfferListener>, Error>;
 }
 
 /// Limits of one race.
@@ -247,7 +249,10 @@ impl Dialer {
 /// Whether discovery reported the device at an address none of its known addresses names: it
 /// is alive and discovery works, so waiting longer would only repeat what failed.
 fn found_elsewhere<T: Target>(target: &T, sightings: &[Peer]) -> bool {
-    let named = target.join_target().candidates;
+    let named = target
+        .join_target()
+        .map(|t| t.candidates)
+        .unwrap_or_default();
     sightings
         .iter()
         .filter(|p| target.matches(p))
@@ -343,7 +348,9 @@ pub(crate) async fn race<T: Target>(
         tokio::select! {
             known = &mut target, if sought.is_none() => {
                 let known = known?;
-                ctx.set_join_target(known.join_target());
+                if let Some(join_target) = known.join_target() {
+                    ctx.set_join_target(join_target);
+                }
                 for peer in &sightings {
                     dialer.offer(&known, peer);
                 }
@@ -404,7 +411,8 @@ pub(crate) async fn race<T: Target>(
                 offer_tried = true;
                 if let Some(t) = &sought {
                     match t.offer(ctx) {
-                        Ok(listener) => offering = Some((listener, Instant::now())),
+                        Ok(Some(listener)) => offering = Some((listener, Instant::now())),
+                        Ok(None) => {}
                         Err(error) => tracing::warn!(%error, "cannot offer the other direction"),
                     }
                 }

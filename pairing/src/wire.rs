@@ -8,7 +8,14 @@
 //! Refused     (3): reason:u8
 //! Info        (4): name_len:u8 name:[u8; name_len] (UTF-8, at most 64 bytes)
 //!                  [link_port:u16, non-zero]  (where the sender accepts known peers later)
+//! ShortHello  (6): pake:[u8;33]      the joiner's SPAKE2 message (short code, ALPN
+//!                                    `localpair-short/1`)
+//! ShortReply  (7): nonce:[u8;8] pake:[u8;33]  the host's session nonce and SPAKE2 message
+//! Confirm     (8): mac:[u8;32]       key confirmation, HMAC(PAKE key, role ‖ transcript)
 //! ```
+//!
+//! A short-code exchange: `ShortHello` → `ShortReply` (or `Refused`) → `Confirm` (joiner) →
+//! `Confirm` (host; or `Refused`: wrong code, or the code ended) → `Info` → `Info`.
 //!
 //! Reconnecting (ALPN `localpair-link/1`) uses the same messages: the dialling device sends its
 //! `Info`, the listening one answers with its own `Info`, or `Refused` (5, unknown peer) when the
@@ -39,6 +46,10 @@ pub enum Refusal {
     /// Reconnecting: the listening device does not know this one (it never paired with it, or it
     /// forgot it).
     UnknownPeer,
+    /// Short code: the key confirmation failed, the code typed is not the host's.
+    WrongCode,
+    /// Short code: too many wrong codes were tried; this code is over.
+    CodeEnded,
 }
 
 impl Refusal {
@@ -49,6 +60,8 @@ impl Refusal {
             Self::Used => 3,
             Self::TooManyAttempts => 4,
             Self::UnknownPeer => 5,
+            Self::WrongCode => 6,
+            Self::CodeEnded => 7,
         }
     }
 
@@ -59,6 +72,8 @@ impl Refusal {
             3 => Self::Used,
             4 => Self::TooManyAttempts,
             5 => Self::UnknownPeer,
+            6 => Self::WrongCode,
+            7 => Self::CodeEnded,
             _ => return None,
         })
     }
@@ -78,6 +93,13 @@ impl Refusal {
             Self::UnknownPeer => {
                 "the other device does not know this one (it never paired with it, or it forgot \
                  it): pair again"
+            }
+            Self::WrongCode => {
+                "the code was wrong (or typed wrong): check it with the host and try again; the \
+                 host ends the code after 3 wrong tries"
+            }
+            Self::CodeEnded => {
+                "the code has ended: someone entered a wrong code 3 times; ask the host for a new one"
             }
         }
     }
@@ -101,6 +123,17 @@ pub(crate) enum Message {
         /// discovery cannot tell it.
         link_port: Option<u16>,
     },
+    /// Short code: the joiner's SPAKE2 message.
+    ShortHello([u8; 33]),
+    /// Short code: the host's session nonce and SPAKE2 message.
+    ShortReply {
+        /// The session nonce the host announces.
+        nonce: [u8; 8],
+        /// Its SPAKE2 message.
+        pake: [u8; 33],
+    },
+    /// Short code: key confirmation.
+    Confirm([u8; 32]),
 }
 
 /// Encodes a message; names are cleaned and cut to [`MAX_NAME`] bytes ([`clean_name`]).
@@ -127,6 +160,19 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             if let Some(port) = link_port.filter(|p| *p != 0) {
                 out.extend_from_slice(&port.to_be_bytes());
             }
+        }
+        Message::ShortHello(pake) => {
+            out.push(6);
+            out.extend_from_slice(pake);
+        }
+        Message::ShortReply { nonce, pake } => {
+            out.push(7);
+            out.extend_from_slice(nonce);
+            out.extend_from_slice(pake);
+        }
+        Message::Confirm(mac) => {
+            out.push(8);
+            out.extend_from_slice(mac);
         }
     }
     out
@@ -181,6 +227,18 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Message, Error> {
                 link_port,
             })
         }
+        6 => <[u8; 33]>::try_from(body)
+            .map(Message::ShortHello)
+            .map_err(|_| malformed("a SPAKE2 message is 33 bytes")),
+        7 => match body.split_first_chunk::<8>() {
+            Some((nonce, pake)) => Ok(Message::ShortReply {
+                nonce: *nonce,
+                pake: <[u8; 33]>::try_from(pake)
+                    .map_err(|_| malformed("a SPAKE2 message is 33 bytes"))?,
+            }),
+            None => Err(malformed("truncated")),
+        },
+        8 => Ok(Message::Confirm(proof(body)?)),
         _ => Err(malformed("unknown message type")),
     }
 }
@@ -195,7 +253,18 @@ mod tests {
         prop_oneof![
             any::<[u8; 32]>().prop_map(Message::JoinerProof),
             any::<[u8; 32]>().prop_map(Message::HostProof),
-            (1u8..=5).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
+            any::<[u8; 32]>().prop_map(Message::Confirm),
+            (any::<[u8; 8]>(), proptest::collection::vec(any::<u8>(), 33)).prop_map(
+                |(nonce, p)| {
+                    Message::ShortReply {
+                        nonce,
+                        pake: <[u8; 33]>::try_from(p.as_slice()).unwrap(),
+                    }
+                }
+            ),
+            proptest::collection::vec(any::<u8>(), 33)
+                .prop_map(|p| Message::ShortHello(<[u8; 33]>::try_from(p.as_slice()).unwrap())),
+            (1u8..=7).prop_map(|b| Message::Refused(Refusal::from_byte(b).unwrap())),
             ("[a-zA-Z0-9 éü-]{0,20}", proptest::option::of(1u16..))
                 .prop_map(|(name, link_port)| Message::Info { name, link_port }),
         ]

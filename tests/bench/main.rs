@@ -5,8 +5,8 @@
 //! cargo build --release -p localpair-cli -p localpair-lab
 //! ./target/release/lab-bench [--runs N] [--hosts H] [SCENARIO...]
 //! ```
-//! Scenarios: `resolve`, `discover`, `zeroconf`, `mdns-timeline`, `pair`, `failfast`, `diagnose`,
-//! `laptops`, `reconnect`, `throughput`, `scale` (default: all).
+//! Scenarios: `resolve`, `discover`, `zeroconf`, `mdns-timeline`, `pair`, `short`, `failfast`,
+//! `diagnose`, `laptops`, `reconnect`, `throughput`, `scale` (default: all).
 //! Needs root, like the lab tests. Times inside `localpair` are read from its JSON (`elapsed_ms`
 //! of the chain, `elapsed_ms` of a found peer); "whole process" times include start-up.
 
@@ -27,6 +27,7 @@ mod pair;
 mod paired;
 mod resolve;
 mod scale;
+mod short;
 mod table;
 
 use std::time::Duration;
@@ -89,6 +90,7 @@ fn main() -> std::process::ExitCode {
     run("zeroconf", &discover::zeroconf);
     run("mdns-timeline", &discover::mdns_timeline);
     run("pair", &pair::bench);
+    run("short", &short::bench);
     run("failfast", &pair::failfast);
     run("diagnose", &pair::diagnose);
     run("laptops", &laptops::bench);

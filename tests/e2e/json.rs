@@ -201,6 +201,61 @@ fn every_command_prints_one_versioned_object_on_success_and_on_failure() {
 }
 
 #[test]
+fn short_code_objects_and_failures() {
+    let lab = lab_or_skip!("json_short");
+    let desk = lab.add_host(HostSpec::new().name("desk")).unwrap();
+    let phone = lab.add_host(HostSpec::new().name("phone")).unwrap();
+    let quick = "[join]\ndeadline_ms = 3000\n";
+    failure(
+        &run(&phone, quick, &["join", "--short", "07-392-8150"]),
+        2,
+        "bad-code",
+        &[],
+    );
+    failure(
+        &run(&phone, quick, &["join", "--short", "47-392-8150"]),
+        1,
+        "join-failed",
+        &["tried", "dials", "attempts"],
+    );
+    let (hosting, first) = pairs::start_short_host(&desk, "").unwrap();
+    assert_eq!(first["schema"], 1);
+    for key in ["short_code", "channel", "expires_in_s"] {
+        assert!(first.get(key).is_some(), "no `{key}` in {first}");
+    }
+    let code = first["short_code"].as_str().unwrap().to_owned();
+    // Another secret on the same channel.
+    let last = if code.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &code[..code.len() - 1]);
+    failure(
+        &run(&phone, quick, &["join", "--short", &wrong]),
+        1,
+        "wrong-code",
+        &["addr", "refusal"],
+    );
+    success(
+        &run(&phone, "", &["join", "--short", &code]),
+        &[
+            "paired",
+            "peer",
+            "via",
+            "verification",
+            "elapsed_ms",
+            "code_to_paired_ms",
+            "dials",
+            "saved",
+        ],
+    );
+    let paired = hosting.next_json(STEP).unwrap();
+    assert_eq!(paired["schema"], 1);
+    for key in ["paired", "peer", "saved", "verification", "elapsed_ms"] {
+        assert!(paired.get(key).is_some(), "no `{key}` in {paired}");
+    }
+    assert!(hosting.wait(STEP).unwrap().success());
+    lab.teardown().unwrap();
+}
+
+#[test]
 fn output_through_pipes_is_plain_text() {
     let lab = lab_or_skip!("plain_pipes");
     let desk = lab.add_host(HostSpec::new().name("desk")).unwrap();

@@ -29,6 +29,34 @@ pub fn start_host(host: &Host, flow: &str, config: &str) -> Result<(Running, Str
     Ok((running, code))
 }
 
+/// `localpair --json host --short` with `config` on `host`, started; returns it with its first
+/// line (`short_code`, `channel`, `expires_in_s`), once printed.
+pub fn start_short_host(
+    host: &Host,
+    config: &str,
+) -> Result<(Running, serde_json::Value), LabError> {
+    let running = Localpair::on(host)?
+        .config(config)?
+        .args(["--json", "host", "--short"])
+        .start()?;
+    let first = running.next_json(STEP)?;
+    if first["short_code"].as_str().is_none() {
+        return Err(LabError::Timeout(format!(
+            "the host's first line holds no short code: {first}; stderr: {}",
+            running.stderr()
+        )));
+    }
+    Ok((running, first))
+}
+
+/// `localpair --json join --short CODE` with `config` on `joiner`, to the end.
+pub fn join_short(joiner: &Host, code: &str, config: &str) -> Result<Ran, LabError> {
+    Localpair::on(joiner)?
+        .config(config)?
+        .args(["--json", "join", "--short", code])
+        .run(crate::CLI_TIMEOUT)
+}
+
 /// `localpair --json join CODE` with `config` on `joiner`, to the end.
 pub fn join(joiner: &Host, code: &str, config: &str) -> Result<Ran, LabError> {
     Localpair::on(joiner)?

@@ -15,7 +15,7 @@ use crate::output;
 use crate::progress::Spinner;
 
 /// A code longer than this on stdin or in a code file is not a code; stop reading there.
-const MAX_LINE: u64 = 4096;
+pub(super) const MAX_LINE: u64 = 4096;
 
 /// `--code-file`: the whole file (whitespace and line breaks are forgiven by the parser), at most
 /// [`MAX_LINE`] bytes. A file other users can read is used, with a warning: the code is single

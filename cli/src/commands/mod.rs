@@ -11,6 +11,7 @@ mod join;
 mod listen;
 mod peers;
 mod resolve;
+mod short;
 mod strategies;
 
 use localpair_core::config::{Settings, Source};
@@ -32,15 +33,31 @@ pub(crate) fn execute(args: &Args) -> Result<(), Error> {
         } => discover::watch(args, *timeout),
         Command::Discover { timeout, count, .. } => discover::run(args, *timeout, *count),
         Command::Host {
+            short: true,
+            no_save,
+            ..
+        } => short::host(args, !no_save),
+        Command::Host {
             flow,
             qr,
             keep_qr,
             no_save,
+            ..
         } => host::run(args, *flow, qr, *keep_qr, !no_save),
+        Command::Join {
+            short: Some(code),
+            no_save,
+            ..
+        } => short::join(
+            args,
+            Some(code.as_str()).filter(|c| !c.is_empty()),
+            !no_save,
+        ),
         Command::Join {
             code,
             code_file,
             no_save,
+            ..
         } => join::run(args, code.as_deref(), code_file.as_deref(), !no_save),
         Command::Listen { once } => listen::run(args, *once),
         Command::Connect { peer } => connect::run(args, peer),

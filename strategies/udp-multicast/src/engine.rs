@@ -278,6 +278,7 @@ impl Engine {
         packet.session_tag = self.current.session_tag;
         packet.link_port = self.current.link_port;
         packet.offer = self.current.offer;
+        packet.short_channel = self.current.short_channel;
         let bytes = packet.encode();
         let link = &mut self.links[index];
         match link.socket.send_to(&bytes, link.dest) {

@@ -44,6 +44,7 @@ struct Entry {
     session_tag: Option<[u8; 8]>,
     link_port: Option<u16>,
     offer: Option<localpair_core::Offer>,
+    short_channel: Option<u8>,
     sightings: Vec<Sighting>,
     last_seen: Instant,
     /// Rounds this key was heard in: a device that keeps announcing outranks forged
@@ -105,6 +106,7 @@ impl PeerTable {
                     session_tag: packet.session_tag,
                     link_port: packet.link_port,
                     offer: packet.offer,
+                    short_channel: packet.short_channel,
                     sightings: vec![Sighting {
                         link: link.clone(),
                         addr,
@@ -128,11 +130,13 @@ impl PeerTable {
             || entry.session_tag != packet.session_tag
             || entry.link_port != packet.link_port
             || entry.offer != packet.offer
+            || entry.short_channel != packet.short_channel
         {
             entry.pairing_port = packet.pairing_port;
             entry.session_tag = packet.session_tag;
             entry.link_port = packet.link_port;
             entry.offer = packet.offer;
+            entry.short_channel = packet.short_channel;
             changed = true;
         }
         entry.last_seen = now;
@@ -208,6 +212,7 @@ impl PeerTable {
         peer.session_tag = entry.session_tag;
         peer.link_port = entry.link_port;
         peer.offer = entry.offer;
+        peer.short_channel = entry.short_channel;
         Some(peer)
     }
 

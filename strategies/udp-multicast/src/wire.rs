@@ -14,7 +14,9 @@
 //!                                                 accepts connections from the peers it knows
 //!                              bit 4 OFFER        the offer fields are present: the sender
 //!                                                 cannot reach a device and waits to be dialled
-//!                              bits 5..7 reserved, must be 0 (a new meaning bumps the version)
+//!                              bit 5 SHORT        the short-channel field is present: the
+//!                                                 sender hosts a short-code pairing
+//!                              bits 6..7 reserved, must be 0 (a new meaning bumps the version)
 //!      7    32  fingerprint    SHA-256 of the sender's SubjectPublicKeyInfo (its device id is the
 //!                              first 8 bytes, so the id is not carried separately)
 //!     39     2  confirm port   u16 big endian; the sender's confirmation listener, 0 = none
@@ -25,12 +27,13 @@
 //!      …     1  offer kind     1 = for the host of a session tag, 2 = for a device id; only
 //!                              with OFFER
 //!      …     8  offer to       that session tag or device id; only with OFFER
+//!      …     1  short channel  10..=99, the short code's public part; only with SHORT
 //!      …     1  name length    n, 0..=64
 //!      …     n  name           UTF-8 without control or invisible formatting characters
 //!                              (`localpair_core::peer::is_clean`)
 //! ```
 //!
-//! Nothing may follow the name. The largest packet is 129 bytes; datagrams over
+//! Nothing may follow the name. The largest packet is 130 bytes; datagrams over
 //! [`MAX_DATAGRAM`] are dropped by the receiver without being read.
 
 use localpair_core::identity::DeviceId;
@@ -42,7 +45,7 @@ use crate::error::Error;
 pub const MAGIC: [u8; 4] = *b"LPmc";
 /// The format version this crate speaks.
 pub const VERSION: u8 = 1;
-/// Datagrams longer than this are dropped unread (a valid packet is at most 129 bytes; the cap
+/// Datagrams longer than this are dropped unread (a valid packet is at most 130 bytes; the cap
 /// leaves room for later versions while staying under every LAN's MTU).
 pub const MAX_DATAGRAM: usize = 1200;
 /// Longest name on the wire, in bytes.
@@ -56,8 +59,11 @@ const FLAG_PAIRING_PORT: u8 = 0b010;
 const FLAG_SESSION_TAG: u8 = 0b100;
 const FLAG_LINK_PORT: u8 = 0b1000;
 const FLAG_OFFER: u8 = 0b1_0000;
+const FLAG_SHORT: u8 = 0b10_0000;
 const FLAGS_KNOWN: u8 =
-    FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT | FLAG_OFFER;
+    FLAG_STARTING | FLAG_PAIRING_PORT | FLAG_SESSION_TAG | FLAG_LINK_PORT | FLAG_OFFER | FLAG_SHORT;
+/// The short-code channels a packet may carry.
+const SHORT_CHANNELS: std::ops::RangeInclusive<u8> = 10..=99;
 const OFFER_SESSION: u8 = 1;
 const OFFER_DEVICE: u8 = 2;
 /// Magic, version, kind, flags, fingerprint, confirm port.
@@ -96,6 +102,8 @@ pub struct Packet {
     pub link_port: Option<u16>,
     /// The listener it offers to a device it cannot reach.
     pub offer: Option<Offer>,
+    /// The channel of the short-code pairing it hosts (10..=99; others are not encoded).
+    pub short_channel: Option<u8>,
     /// Its name, at most [`MAX_NAME`] bytes without control characters (see [`clean_name`]).
     pub name: String,
 }
@@ -112,6 +120,7 @@ impl Packet {
             session_tag: None,
             link_port: None,
             offer: None,
+            short_channel: None,
             name: clean_name(name),
         }
     }
@@ -142,6 +151,10 @@ impl Packet {
         });
         if offer.is_some() {
             flags |= FLAG_OFFER;
+        }
+        let short_channel = self.short_channel.filter(|c| SHORT_CHANNELS.contains(c));
+        if short_channel.is_some() {
+            flags |= FLAG_SHORT;
         }
         let cleaned;
         let name = if is_clean(&self.name) {
@@ -174,6 +187,9 @@ impl Packet {
             out.extend_from_slice(&port.to_be_bytes());
             out.push(kind);
             out.extend_from_slice(&to);
+        }
+        if let Some(channel) = short_channel {
+            out.push(channel);
         }
         // `name` is at most MAX_NAME (64) bytes here, so the length fits a byte.
         out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
@@ -243,6 +259,14 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
     } else {
         None
     };
+    let short_channel = if flags & FLAG_SHORT != 0 {
+        match r.byte("truncated short channel")? {
+            channel if SHORT_CHANNELS.contains(&channel) => Some(channel),
+            _ => return Err(malformed("short channel outside 10..=99")),
+        }
+    } else {
+        None
+    };
     let len = usize::from(r.byte("no name length")?);
     if len > MAX_NAME {
         return Err(malformed("name longer than 64 bytes"));
@@ -269,6 +293,7 @@ pub fn parse(bytes: &[u8]) -> Result<Packet, Error> {
         session_tag,
         link_port,
         offer,
+        short_channel,
         name: name.to_owned(),
     })
 }
@@ -324,232 +349,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn sample() -> Packet {
-        let mut p = Packet::new(
-            Kind::Announce,
-            Fingerprint::from_bytes([7; 32]),
-            40_123,
-            "kitchen-pc",
-        );
-        p.starting = true;
-        p.pairing_port = Some(5000);
-        p.session_tag = Some([1, 2, 3, 4, 5, 6, 7, 8]);
-        p
-    }
-
-    #[test]
-    fn layout_is_as_documented() {
-        let bytes = sample().encode();
-        assert_eq!(&bytes[..4], b"LPmc");
-        assert_eq!(bytes[4], 1);
-        assert_eq!(bytes[5], 1);
-        assert_eq!(bytes[6], 0b111);
-        assert_eq!(&bytes[7..39], &[7; 32]);
-        assert_eq!(&bytes[39..41], &40_123u16.to_be_bytes());
-        assert_eq!(&bytes[41..43], &5000u16.to_be_bytes());
-        assert_eq!(&bytes[43..51], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(bytes[51], 10);
-        assert_eq!(&bytes[52..], b"kitchen-pc");
-        assert_eq!(parse(&bytes).unwrap(), sample());
-    }
-
-    #[test]
-    fn largest_packet_is_129_bytes() {
-        let mut p = sample();
-        p.name = "x".repeat(MAX_NAME);
-        assert_eq!(p.encode().len(), 116);
-        p.link_port = Some(47_000);
-        assert_eq!(p.encode().len(), 118);
-        // With an offer, the largest there is.
-        p.offer = Some(Offer::new(19_537, OfferTo::Session([9; 8])));
-        assert_eq!(p.encode().len(), 129);
-        assert_eq!(parse(&p.encode()).unwrap(), p);
-    }
-
-    #[test]
-    fn offers_are_laid_out_after_the_link_port() {
-        let mut p = Packet::new(Kind::Announce, Fingerprint::from_bytes([7; 32]), 1, "");
-        p.offer = Some(Offer::new(
-            19_539,
-            OfferTo::Device(DeviceId::from_bytes([3; 8])),
-        ));
-        let bytes = p.encode();
-        assert_eq!(bytes[6], 0b1_0000);
-        assert_eq!(&bytes[41..43], &19_539u16.to_be_bytes());
-        assert_eq!(bytes[43], 2);
-        assert_eq!(&bytes[44..52], &[3; 8]);
-        assert_eq!(parse(&bytes).unwrap(), p);
-        let mut bad_kind = bytes.clone();
-        bad_kind[43] = 7;
-        assert!(parse(&bad_kind).is_err());
-        let mut zero_port = bytes;
-        zero_port[41..43].copy_from_slice(&[0, 0]);
-        assert!(parse(&zero_port).is_err());
-    }
-
-    #[test]
-    fn every_truncation_is_rejected() {
-        let bytes = sample().encode();
-        for len in 0..bytes.len() {
-            assert!(
-                matches!(parse(&bytes[..len]), Err(Error::Malformed { .. })),
-                "{len}"
-            );
-        }
-    }
-
-    #[test]
-    fn trailing_bytes_are_rejected() {
-        let mut bytes = sample().encode();
-        bytes.push(0);
-        assert!(
-            matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("trailing"))
-        );
-    }
-
-    #[test]
-    fn oversized_is_rejected_before_reading() {
-        let mut bytes = vec![0; MAX_DATAGRAM + 1];
-        bytes[..4].copy_from_slice(&MAGIC);
-        assert!(matches!(parse(&bytes), Err(Error::Oversized { len: 1201 })));
-    }
-
-    #[test]
-    fn bad_fields_are_named() {
-        let good = sample().encode();
-        let cases: [(usize, u8, &str); 5] = [
-            (0, b'X', "magic"),
-            (4, 2, "version"),
-            (5, 9, "kind"),
-            (6, 0b1010_0111, "reserved"),
-            (51, 65, "longer than 64"),
-        ];
-        for (at, value, why) in cases {
-            let mut bytes = good.clone();
-            bytes[at] = value;
-            match parse(&bytes) {
-                Err(Error::Malformed { reason }) => assert!(reason.contains(why), "{reason}"),
-                other => panic!("byte {at} = {value}: {other:?}"),
-            }
-        }
-        let mut zero_port = good;
-        zero_port[41..43].copy_from_slice(&[0, 0]);
-        assert!(parse(&zero_port).is_err());
-    }
-
-    #[test]
-    fn names_must_be_clean_utf8() {
-        let mut p = sample();
-        p.name = "ab".into();
-        let mut bytes = p.encode();
-        let at = bytes.len() - 2;
-        bytes[at] = 0xff;
-        assert!(
-            matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("UTF-8"))
-        );
-        bytes[at] = 0x1b; // ESC: would let a name drive the terminal that prints it
-        assert!(
-            matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("control"))
-        );
-    }
-
-    #[test]
-    fn names_that_print_as_something_else_are_rejected() {
-        let mut p = sample();
-        p.name = "ab".into();
-        let mut bytes = p.encode();
-        let len_at = bytes.len() - 3;
-        bytes.truncate(len_at);
-        let rlo = "a\u{202E}b".as_bytes();
-        bytes.push(rlo.len() as u8);
-        bytes.extend_from_slice(rlo);
-        assert!(
-            matches!(parse(&bytes), Err(Error::Malformed { reason }) if reason.contains("invisible"))
-        );
-        p.name = "a\u{200B}\u{202E}b\u{2066}".into();
-        assert_eq!(parse(&p.encode()).unwrap().name, "ab");
-    }
-
-    #[test]
-    fn names_are_cleaned_on_the_way_out() {
-        assert_eq!(clean_name("a\u{1b}[2Jb"), "a [2Jb");
-        let long = "é".repeat(40); // 80 bytes
-        let cut = clean_name(&long);
-        assert_eq!(cut.len(), 64);
-        assert!(cut.chars().all(|c| c == 'é'));
-        let mut p = sample();
-        p.name = "\u{7}".repeat(100);
-        assert_eq!(parse(&p.encode()).unwrap().name, " ".repeat(64));
-    }
-
-    fn packets() -> impl Strategy<Value = Packet> {
-        (
-            prop_oneof![Just(Kind::Announce), Just(Kind::Answer), Just(Kind::Probe)],
-            any::<bool>(),
-            any::<[u8; 32]>(),
-            any::<u16>(),
-            proptest::option::of(1u16..=u16::MAX),
-            proptest::option::of(any::<[u8; 8]>()),
-            "\\PC{0,30}",
-            proptest::option::of((1u16..=u16::MAX, any::<bool>(), any::<[u8; 8]>())),
-        )
-            .prop_map(
-                |(kind, starting, fp, confirm_port, pairing_port, tag, name, offer)| {
-                    let mut p = Packet::new(kind, Fingerprint::from_bytes(fp), confirm_port, &name);
-                    p.starting = starting;
-                    p.pairing_port = pairing_port;
-                    p.session_tag = tag;
-                    p.offer = offer.map(|(port, session, to)| {
-                        let to = if session {
-                            OfferTo::Session(to)
-                        } else {
-                            OfferTo::Device(DeviceId::from_bytes(to))
-                        };
-                        Offer::new(port, to)
-                    });
-                    p
-                },
-            )
-    }
-
-    proptest! {
-        #[test]
-        fn round_trip(p in packets()) {
-            let bytes = p.encode();
-            prop_assert!(bytes.len() <= 129);
-            prop_assert_eq!(parse(&bytes).unwrap(), p);
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
-            let _ = parse(&bytes);
-        }
-
-        #[test]
-        fn valid_prefix_with_noise_never_panics(
-            p in packets(),
-            cut in 0usize..120,
-            noise in proptest::collection::vec(any::<u8>(), 0..40),
-        ) {
-            let mut bytes = p.encode();
-            bytes.truncate(cut.min(bytes.len()));
-            bytes.extend_from_slice(&noise);
-            if let Ok(parsed) = parse(&bytes) {
-                // Whatever parses re-encodes to the same bytes: there is one encoding per packet.
-                prop_assert_eq!(parsed.encode(), bytes);
-            }
-        }
-
-        #[test]
-        fn every_strict_prefix_fails(p in packets()) {
-            let bytes = p.encode();
-            for len in 0..bytes.len() {
-                prop_assert!(parse(&bytes[..len]).is_err());
-            }
-        }
-    }
-}
+mod tests;
