@@ -50,6 +50,19 @@ pub(crate) fn json_run(
 }
 
 fn main() -> std::process::ExitCode {
+    // The plain TCP relay the throughput scenario runs inside lab hosts.
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, mode, arg] = argv.as_slice()
+        && mode.starts_with("--relay-")
+    {
+        return match paired::relay_main(mode, arg) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("relay: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let mut options = Options {
         runs: 30,
         hosts: 20,

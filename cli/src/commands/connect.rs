@@ -3,7 +3,7 @@
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
-use super::listen::copy;
+use super::stream::copy;
 use super::{block_on, device, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
@@ -32,6 +32,7 @@ pub(super) fn run(args: &Args, who: &str) -> Result<(), Error> {
             connected.via,
             connected.elapsed.as_secs_f64() * 1000.0
         ));
+        super::stream::widen_std_pipes();
         let (mut reader, mut writer) = tokio::io::split(link);
         let sending = async {
             let mut stdin = tokio::io::stdin();

@@ -3,13 +3,11 @@
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
+use super::stream::copy;
 use super::{block_on, device, interrupted, load, progress};
 use crate::args::Args;
 use crate::error::Error;
 use crate::output;
-
-/// Bytes copied per read: large enough that TLS records stay full.
-const COPY_BUFFER: usize = 256 * 1024;
 
 pub(super) fn run(args: &Args, once: bool) -> Result<(), Error> {
     let (settings, registry) = load(args)?;
@@ -30,6 +28,7 @@ async fn serve(args: &Args, device: &localpair_pairing::Device, once: bool) -> R
     ));
     let mut received = 0u64;
     let mut connections = Vec::new();
+    super::stream::widen_std_pipes();
     loop {
         let link = tokio::select! {
             link = listening.accept() => link.map_err(Error::Pairing)?,
@@ -64,14 +63,4 @@ async fn serve(args: &Args, device: &localpair_pairing::Device, once: bool) -> R
         output::json(&json!({ "connections": connections, "bytes": received }))?;
     }
     Ok(())
-}
-
-/// Copies until the reader's end, with a buffer that keeps TLS records full.
-pub(super) async fn copy<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut reader = tokio::io::BufReader::with_capacity(COPY_BUFFER, reader);
-    tokio::io::copy_buf(&mut reader, writer).await
 }

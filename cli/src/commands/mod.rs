@@ -13,6 +13,7 @@ mod peers;
 mod resolve;
 mod short;
 mod strategies;
+mod stream;
 
 use localpair_core::config::{Settings, Source};
 use localpair_core::{Context, Registry};
