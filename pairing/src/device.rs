@@ -11,7 +11,7 @@ use localpair_core::config::Settings;
 use localpair_core::identity::Identity;
 use localpair_core::{Advert, ChainMode, Context, DiscovererChain, Peer, Registry, ResolverChain};
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
 use crate::code::{Flow, PairingCode};
 use crate::config::{ConnectConfig, JoinConfig, PairingConfig};
@@ -21,9 +21,11 @@ use crate::nearby::Watching;
 use crate::offer::{LinkAnswer, OfferDialer};
 use crate::race::{OTHER_DIRECTION, RaceOptions, race};
 use crate::trust::{KnownPeer, PairedHow, TrustStore};
-use crate::{Error, HostOptions, JoinOptions, Joined, Paired, PairingHost, listen_addresses};
+use crate::{Error, HostOptions, JoinOptions, Joined, PairingHost, listen_addresses};
 
+mod handles;
 mod short;
+pub use handles::{Hosting, Listening};
 pub use short::ShortHosting;
 
 /// This device: who it is, whom it trusts, and how it finds and is found by them.
@@ -185,7 +187,7 @@ impl Device {
     }
 
     /// Announces this device and reports the devices nearby as they come, change and go (see
-    /// [`Nearby`]), until the returned [`Watching`] is dropped. Its first events are one
+    /// [`Nearby`](crate::Nearby)), until the returned [`Watching`] is dropped. Its first events are one
     /// `Found` for each device already in view.
     pub fn watch(&self) -> Result<Watching<'_>, Error> {
         let (announcing, subscription) = self.announce()?;
@@ -464,101 +466,4 @@ fn free_port() -> Result<u16, Error> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| Error::io("choose a link port", e))
-}
-
-/// A pairing being hosted; the pairing's code and where it listens.
-pub struct Hosting<'a> {
-    device: &'a Device,
-    host: PairingHost,
-    flow: Flow,
-    warning: Option<String>,
-    _offers: Forwarding,
-    _announcing: Announcing<'a>,
-}
-
-impl std::fmt::Debug for Hosting<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hosting")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Hosting<'_> {
-    /// The code to show (as a QR code, or as text).
-    pub fn code(&self) -> &PairingCode {
-        self.host.code()
-    }
-
-    /// Why the code's addresses are unlikely to reach peers, when they are (only VPN or
-    /// virtual-bridge addresses).
-    pub fn warning(&self) -> Option<&str> {
-        self.warning.as_deref()
-    }
-
-    /// How long the code lives.
-    pub fn ttl(&self) -> Duration {
-        Duration::from_millis(self.device.pairing.code_ttl_ms)
-    }
-
-    /// Where the pairing listener is bound.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        self.host.local_addrs()
-    }
-
-    /// Waits for the one pairing (saved in the trust store) and returns the open link to the
-    /// device that joined; fails when the code expires or wrong proofs end it.
-    pub async fn wait(&self) -> Result<(Paired, Link), Error> {
-        let (paired, link) = self.host.wait().await?;
-        let how = if self.flow == Flow::Post {
-            PairedHow::QrPost
-        } else {
-            PairedHow::QrPre
-        };
-        self.device.save_pairing(&paired.peer, how, &[]);
-        Ok((paired, link))
-    }
-}
-
-impl Drop for Hosting<'_> {
-    fn drop(&mut self) {
-        self.device.set_advert(|a| {
-            a.pairing_port = None;
-            a.session_tag = None;
-        });
-    }
-}
-
-/// Accepting links from known peers.
-pub struct Listening<'a> {
-    device: &'a Device,
-    listener: LinkListener,
-    _offers: (Forwarding, DropGuard),
-    _announcing: Announcing<'a>,
-}
-
-impl std::fmt::Debug for Listening<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listening")
-            .field("listener", &self.listener)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Listening<'_> {
-    /// The link port.
-    pub fn port(&self) -> u16 {
-        self.listener.port()
-    }
-
-    /// The next link from a known peer.
-    pub async fn accept(&self) -> Result<Link, Error> {
-        self.listener.accept().await
-    }
-}
-
-impl Drop for Listening<'_> {
-    fn drop(&mut self) {
-        self.device.set_advert(|a| a.link_port = None);
-    }
 }

@@ -25,6 +25,9 @@ use crate::error::Error;
 use crate::link::Link;
 use crate::offer::{Inbound, OfferListener};
 
+mod dial;
+use dial::{Dialer, definitive, millis, worth_retrying};
+
 /// How long a race that has nothing left to try waits for discovery to report another address
 /// before it gives up.
 pub(crate) const SETTLE: Duration = Duration::from_secs(1);
@@ -118,132 +121,6 @@ pub(crate) struct Lost {
     pub(crate) report: Option<DiscoverReport>,
     /// The port this device offered the other direction on, if it did.
     pub(crate) offered: Option<u16>,
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Whether a failed dial is worth repeating: the listener took the connection and then dropped
-/// it, or it did not answer in time (a full listener, a lost packet). A refused or unreachable
-/// address, or another key, will not change by asking again.
-fn worth_retrying(error: &Error) -> bool {
-    use localpair_core::Error as Core;
-    match error {
-        Error::Core(Core::Timeout { .. }) => true,
-        Error::Core(Core::Io { op, .. }) => !op.starts_with("connect"),
-        // The host makes a source that erred wait; a genuine joiner after a typo waits too.
-        Error::Refused {
-            refusal: crate::Refusal::TooManyAttempts,
-            ..
-        } => true,
-        _ => false,
-    }
-}
-
-/// Whether a failed dial says something that asking again will not change: nothing listens
-/// there, no route leads there, or another key answered. "No host at that address" (no ARP
-/// answer) is not final: the device may have moved within the subnet, where a scan finds it.
-fn definitive(error: &Error) -> bool {
-    use localpair_core::Error as Core;
-    use std::io::ErrorKind;
-    match error {
-        Error::Core(Core::Io { op, source }) if op.starts_with("connect") => matches!(
-            source.kind(),
-            ErrorKind::ConnectionRefused | ErrorKind::NetworkUnreachable
-        ),
-        Error::Core(Core::KeyMismatch { .. }) => true,
-        _ => false,
-    }
-}
-
-type Dialed = (usize, DialRecord, Result<Link, Error>);
-
-struct Dialer {
-    options: RaceOptions,
-    started: Instant,
-    slots: Arc<Semaphore>,
-    /// Per address: where it came from and how many dials it had.
-    addrs: Vec<(SocketAddr, String, u32)>,
-    index: HashMap<SocketAddr, usize>,
-    /// Dials waiting for their back-off, by address index.
-    retries: Vec<(Instant, usize)>,
-    dials: JoinSet<Dialed>,
-    records: Vec<DialRecord>,
-    /// Whether every failed dial so far failed definitively.
-    all_definitive: bool,
-    /// Whether no dial so far reached a listener (each timed out or failed definitively).
-    all_unanswered: bool,
-}
-
-impl Dialer {
-    fn offer<T: Target>(&mut self, target: &Arc<T>, peer: &Peer) {
-        if !target.matches(peer) {
-            return;
-        }
-        for addr in &peer.addrs {
-            let Some(dial) = target.dial_addr(peer, *addr) else {
-                continue;
-            };
-            if self.index.contains_key(&dial) {
-                continue;
-            }
-            self.index.insert(dial, self.addrs.len());
-            self.addrs.push((dial, peer.strategy.clone(), 0));
-            self.spawn(target, self.addrs.len() - 1);
-        }
-    }
-
-    fn spawn<T: Target>(&mut self, target: &Arc<T>, index: usize) {
-        let (addr, via, tries) = &mut self.addrs[index];
-        *tries += 1;
-        let (addr, via) = (*addr, via.clone());
-        let target = Arc::clone(target);
-        let slots = Arc::clone(&self.slots);
-        let limit = self.options.dial_timeout;
-        let started = self.started;
-        self.dials.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let began = Instant::now();
-            let result = tokio::time::timeout(limit, target.dial(addr))
-                .await
-                .unwrap_or_else(|_| Err(Error::timeout(format!("dialling {addr}"), limit)));
-            let record = DialRecord {
-                addr,
-                via,
-                started_ms: millis(began - started),
-                elapsed_ms: millis(began.elapsed()),
-                error: result.as_ref().err().map(ToString::to_string),
-            };
-            (index, record, result)
-        });
-    }
-
-    fn schedule_retry(&mut self, index: usize) {
-        let tries = self.addrs[index].2;
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << tries.saturating_sub(1).min(5))
-            .min(MAX_BACKOFF);
-        self.retries.push((Instant::now() + backoff, index));
-    }
-
-    fn next_retry(&self) -> Option<Instant> {
-        self.retries.iter().map(|(at, _)| *at).min()
-    }
-
-    fn due_retries<T: Target>(&mut self, target: &Arc<T>) {
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
-        self.retries = later;
-        for (_, index) in due {
-            self.spawn(target, index);
-        }
-    }
-
-    /// Nothing in flight or scheduled, and every address failed.
-    fn idle_and_failed(&self) -> bool {
-        self.dials.is_empty() && self.retries.is_empty() && !self.records.is_empty()
-    }
 }
 
 /// Whether discovery reported the device at an address none of its known addresses names: it
