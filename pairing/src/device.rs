@@ -316,14 +316,11 @@ impl Device {
         })
     }
 
-    /// Joins the host whose code `code` yields; discovery starts at once, so a code typed later
-    /// is dialled the moment it arrives. Sightings are also offered to `sightings`, for a list of
-    /// the devices found while the code is typed. Saves the host in the trust store.
-    pub async fn join(
+    /// The discoverer chain and options every join runs with (a QR code's or a short code's).
+    fn join_setup(
         &self,
-        code: impl Future<Output = Result<PairingCode, Error>> + Send,
         sightings: Option<mpsc::Sender<Peer>>,
-    ) -> Result<(Joined, Link), Error> {
+    ) -> Result<(DiscovererChain, JoinOptions), Error> {
         let chain = self.join.chain(&self.registry, self.ctx.settings())?;
         let options = JoinOptions {
             dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
@@ -333,6 +330,18 @@ impl Device {
             offer_port: self.pairing.port,
             ..JoinOptions::default()
         };
+        Ok((chain, options))
+    }
+
+    /// Joins the host whose code `code` yields; discovery starts at once, so a code typed later
+    /// is dialled the moment it arrives. Sightings are also offered to `sightings`, for a list of
+    /// the devices found while the code is typed. Saves the host in the trust store.
+    pub async fn join(
+        &self,
+        code: impl Future<Output = Result<PairingCode, Error>> + Send,
+        sightings: Option<mpsc::Sender<Peer>>,
+    ) -> Result<(Joined, Link), Error> {
+        let (chain, options) = self.join_setup(sightings)?;
         let (codes_tx, codes_rx) = std::sync::mpsc::channel();
         let code = async move {
             let code = code.await?;

@@ -293,6 +293,34 @@ impl Shared {
     }
 }
 
+/// Accepts a joiner's TLS connection and reads what every exchange after it is bound to: the
+/// joiner's key and 32 bytes of the TLS exporter under `label`.
+pub(crate) async fn accept_joiner(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    label: &[u8],
+) -> Result<
+    (
+        tokio_rustls::server::TlsStream<TcpStream>,
+        Fingerprint,
+        [u8; 32],
+    ),
+    Error,
+> {
+    let stream = acceptor
+        .accept(tcp)
+        .await
+        .map_err(|e| tls::handshake_error(e, remote))?;
+    let conn = stream.get_ref().1;
+    let key = tls::peer_fingerprint(conn).ok_or(Error::Malformed {
+        reason: "no client key",
+    })?;
+    let mut exporter = [0u8; 32];
+    conn.export_keying_material(&mut exporter, label, None)?;
+    Ok((stream, key, exporter))
+}
+
 async fn serve(
     shared: &Arc<Shared>,
     acceptor: &TlsAcceptor,
@@ -300,19 +328,8 @@ async fn serve(
     remote: SocketAddr,
     admission: Admission,
 ) -> Result<(), Error> {
-    let mut stream = acceptor
-        .accept(tcp)
-        .await
-        .map_err(|e| tls::handshake_error(e, remote))?;
-    let (joiner_key, exporter) = {
-        let conn = stream.get_ref().1;
-        let key = tls::peer_fingerprint(conn).ok_or(Error::Malformed {
-            reason: "no client key",
-        })?;
-        let mut exporter = [0u8; 32];
-        conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)?;
-        (key, exporter)
-    };
+    let (mut stream, joiner_key, exporter) =
+        accept_joiner(acceptor, tcp, remote, EXPORTER_LABEL).await?;
     let proven = prove_as_host(shared, &mut stream, &exporter, remote, || {
         admission.authenticated();
     })

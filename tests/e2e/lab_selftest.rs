@@ -458,6 +458,10 @@ fn namespaces_are_removed_after_drop_and_panic() {
     let h1 = lab.add_host(HostSpec::new()).expect("h1");
     // A process left running inside must not keep anything alive.
     let mut stray = h1.command("sleep").arg("60").spawn().expect("spawn");
+    // Inside the namespace once `ip netns exec` has become `sleep` (on a busy machine that takes a
+    // while; before it, the process is not in the namespace yet and nothing would find it there).
+    localpair_lab::wait_for_exec(stray.id(), "sleep", Duration::from_secs(5))
+        .expect("the stray process starts");
     let names = lab.namespaces();
     assert_eq!(names.len(), 2);
     assert!(names.iter().all(|n| netns_exists(n)));

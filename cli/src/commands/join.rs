@@ -134,19 +134,7 @@ pub(super) fn run(
         Ok(joined)
     })?;
     if args.json {
-        output::json(&json!({
-            "paired": true,
-            "peer": {
-                "id": joined.peer.id,
-                "name": joined.peer.name,
-                "addr": joined.peer.addr,
-                "fingerprint": joined.peer.fingerprint,
-            },
-            "via": joined.via,
-            "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
-            "dials": joined.dials,
-            "saved": save,
-        }))
+        output::json(&joined_object(&joined, save))
     } else {
         output::text(&paired_line(
             &joined.peer,
@@ -154,4 +142,21 @@ pub(super) fn run(
             joined.elapsed,
         ))
     }
+}
+
+/// The `--json` object of a finished join (QR code or short code).
+pub(super) fn joined_object(joined: &localpair_pairing::Joined, save: bool) -> serde_json::Value {
+    json!({
+        "paired": true,
+        "peer": {
+            "id": joined.peer.id,
+            "name": joined.peer.name,
+            "addr": joined.peer.addr,
+            "fingerprint": joined.peer.fingerprint,
+        },
+        "via": joined.via,
+        "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
+        "dials": joined.dials,
+        "saved": save,
+    })
 }

@@ -130,21 +130,10 @@ pub(super) fn join(args: &Args, code: Option<&str>, save: bool) -> Result<(), Er
         Ok((joined, verification, after_code))
     })?;
     if args.json {
-        output::json(&json!({
-            "paired": true,
-            "peer": {
-                "id": joined.peer.id,
-                "name": joined.peer.name,
-                "addr": joined.peer.addr,
-                "fingerprint": joined.peer.fingerprint,
-            },
-            "via": joined.via,
-            "verification": verification,
-            "elapsed_ms": joined.elapsed.as_secs_f64() * 1000.0,
-            "code_to_paired_ms": after_code.map(|d| d.as_secs_f64() * 1000.0),
-            "dials": joined.dials,
-            "saved": save,
-        }))
+        let mut object = super::join::joined_object(&joined, save);
+        object["verification"] = json!(verification);
+        object["code_to_paired_ms"] = json!(after_code.map(|d| d.as_secs_f64() * 1000.0));
+        output::json(&object)
     } else {
         output::text(&format!(
             "{}Both devices show the same check code: {verification}\n",

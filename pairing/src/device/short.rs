@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::{Announcing, Device};
 use crate::short::{ShortCode, ShortHost, ShortHostOptions};
 use crate::trust::PairedHow;
-use crate::{Error, JoinOptions, Joined, Link, Paired};
+use crate::{Error, Joined, Link, Paired};
 
 impl Device {
     /// Starts hosting a short-code pairing: listens on the pairing port, makes a fresh code, and
@@ -52,15 +52,7 @@ impl Device {
         code: impl Future<Output = Result<ShortCode, Error>> + Send,
         sightings: Option<mpsc::Sender<Peer>>,
     ) -> Result<(Joined, Link), Error> {
-        let chain = self.join.chain(&self.registry, self.ctx.settings())?;
-        let options = JoinOptions {
-            dial_timeout: Duration::from_millis(self.pairing.dial_timeout_ms),
-            deadline: self.join.0.deadline(),
-            sightings,
-            link_port: Some(self.link_port()?),
-            offer_port: self.pairing.port,
-            ..JoinOptions::default()
-        };
+        let (chain, options) = self.join_setup(sightings)?;
         let (joined, link) = crate::short::join_short(&self.ctx, &chain, code, options).await?;
         self.save_pairing(&joined.peer, PairedHow::ShortCode, &[]);
         Ok((joined, link))

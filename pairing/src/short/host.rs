@@ -19,7 +19,7 @@ use super::code::ShortCode;
 use super::pake::{self, Pake};
 use crate::code::Role;
 use crate::error::Error;
-use crate::host::{pairing_of, swap_names_as_host};
+use crate::host::{accept_joiner, pairing_of, swap_names_as_host};
 use crate::link::Link;
 use crate::wire::{Message, Refusal};
 use crate::{Paired, read_message, send};
@@ -282,19 +282,8 @@ async fn serve(
     remote: SocketAddr,
     admission: Admission,
 ) -> Result<(), Error> {
-    let mut stream = acceptor
-        .accept(tcp)
-        .await
-        .map_err(|e| tls::handshake_error(e, remote))?;
-    let (joiner_key, exporter) = {
-        let conn = stream.get_ref().1;
-        let key = tls::peer_fingerprint(conn).ok_or(Error::Malformed {
-            reason: "no client key",
-        })?;
-        let mut exporter = [0u8; 32];
-        conn.export_keying_material(&mut exporter, pake::EXPORTER_LABEL, None)?;
-        (key, exporter)
-    };
+    let (mut stream, joiner_key, exporter) =
+        accept_joiner(acceptor, tcp, remote, pake::EXPORTER_LABEL).await?;
     let Message::ShortHello(theirs) = read_message(&mut stream).await? else {
         return Err(Error::Malformed {
             reason: "expected the joiner's SPAKE2 message",
