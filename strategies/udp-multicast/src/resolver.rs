@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use localpair_core::candidate::is_link_local;
 use localpair_core::config::ChainConfig;
 use localpair_core::confirm::Observation;
 use localpair_core::interfaces::Interface;
@@ -36,6 +37,9 @@ localpair_core::register_resolver! {
 /// After the first confirmed address, how long to wait for more (other interfaces, other
 /// peers) before answering.
 const SETTLE: Duration = Duration::from_millis(250);
+/// The same when only an IPv6 link-local address is confirmed yet: a peer sends one report a
+/// second in all (`report::PER_SECOND`), so the IPv4 one may be a second behind it.
+const SETTLE_LINK_LOCAL: Duration = Duration::from_millis(1250);
 /// How long self-confirmations still running at the end of the wait may take.
 const CHECK_GRACE: Duration = Duration::from_millis(1500);
 
@@ -138,8 +142,12 @@ impl<'a> Run<'a> {
                     Err(_) => open = false,
                 },
                 Some(done) = self.checks.join_next(), if checking => {
-                    if let Ok(check) = done && self.checked(check) {
-                        settle.get_or_insert(Instant::now() + SETTLE);
+                    if let Ok(check) = done {
+                        let wait = if is_link_local(check.1.ip) { SETTLE_LINK_LOCAL } else { SETTLE };
+                        if self.checked(check) {
+                            let at = Instant::now() + wait;
+                            settle = Some(settle.map_or(at, |s| s.min(at)));
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(end), if now < end => {}
