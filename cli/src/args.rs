@@ -137,7 +137,8 @@ pub enum Command {
     /// Accept connections from known peers; what they send goes to stdout.
     #[command(after_help = "Examples:\n  localpair listen\n  localpair listen --once > dir.tar")]
     Listen {
-        /// Exit 0 after the first connection closes.
+        /// Exit 0 after the first connection that ends cleanly (one that breaks, a peer killed
+        /// mid-stream, is reported and the next one is waited for).
         #[arg(long)]
         once: bool,
     },

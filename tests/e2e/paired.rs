@@ -253,3 +253,29 @@ fn two_pairings_at_once_keep_both_entries() {
     names.sort();
     assert_eq!(names, ["phone", "tablet"]);
 }
+
+#[test]
+fn a_connection_that_breaks_does_not_stop_the_listener() {
+    let lab = lab_or_skip!("paired_broken");
+    let (desk, phone) = two(&lab);
+    pairs::pair(&desk, &phone).unwrap();
+    // `--once`: it ends after the first connection that ends cleanly.
+    let listener = Listener::start(&desk, "", true).unwrap();
+    // A `connect` killed mid-stream: its stdin never ends, then the process is gone.
+    let mut broken = Localpair::on(&phone)
+        .unwrap()
+        .args(["connect", "desk"])
+        .stdin_piped()
+        .spawn()
+        .unwrap();
+    listener.wait_for("connected: phone", STEP).unwrap();
+    broken.kill().unwrap();
+    let _ = broken.wait();
+    listener.wait_for("the connection broke", STEP).unwrap();
+    // The listener is still there, and the next connection is served.
+    let ran = pairs::connect(&phone, "desk", "", b"still here").unwrap();
+    assert_eq!(ran.code(), Some(0), "{}", ran.stderr);
+    let (status, received) = listener.finish(STEP).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(received, b"still here");
+}

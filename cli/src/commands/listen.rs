@@ -48,7 +48,20 @@ async fn serve(args: &Args, device: &localpair_pairing::Device, once: bool) -> R
         // The peer closed its side: close ours, so its `connect` ends.
         let _ = writer.shutdown().await;
         let _ = stdout.flush().await;
-        let copied = copied.map_err(|e| Error::Pairing(e.into()))?;
+        // One connection that breaks (a peer killed mid-stream, or the losing one of the parallel
+        // dials a `connect` makes, dropped as soon as another won) ends that connection only:
+        // the next one, perhaps already waiting, is served, and `--once` waits for one that ends
+        // cleanly.
+        let copied = match copied {
+            Ok(copied) => copied,
+            Err(error) => {
+                progress(&format!(
+                    "{} [{}]: the connection broke: {error}",
+                    peer.name, peer.id
+                ));
+                continue;
+            }
+        };
         received += copied;
         progress(&format!(
             "{} [{}] closed after {copied} bytes",
