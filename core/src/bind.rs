@@ -27,6 +27,13 @@ pub struct Bound {
     pub fallback: Option<Fallback>,
 }
 
+impl Bound {
+    /// The address each listener is bound to, in order.
+    pub fn local_addrs(&self) -> std::io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(TcpListener::local_addr).collect()
+    }
+}
+
 /// The wanted port was taken; another serves instead.
 #[derive(Debug, thiserror::Error)]
 #[error(

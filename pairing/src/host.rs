@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -161,12 +161,10 @@ impl PairingHost {
     /// Binds the listener, makes the code, and starts taking connections.
     pub fn start(identity: Arc<Identity>, options: HostOptions) -> Result<Self, Error> {
         let bound = localpair_core::bind::listen("pairing", &options.listen_on, options.port)?;
-        let listeners = bound.listeners;
-        let local_addrs = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<Result<Vec<_>, _>>()
+        let local_addrs = bound
+            .local_addrs()
             .map_err(|e| Error::io("pairing listener address", e))?;
+        let listeners = bound.listeners;
         let local_addr = local_addrs[0];
         let secret = Secret::generate()?;
         let code = PairingCode::new(

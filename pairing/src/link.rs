@@ -264,20 +264,9 @@ impl Served {
             return Ok(());
         }
         admission.authenticated();
-        send_info(&mut stream, self.identity.name()).await?;
-        let peer = PairedPeer {
-            id: key.device_id(),
-            name,
-            fingerprint: key,
-            addr: remote,
-            link_port: None,
-        };
-        tracing::info!(peer = %peer.id, %remote, "link accepted");
-        if self
-            .accepted
-            .try_send(Link::new(peer, TlsStream::Server(stream)))
-            .is_err()
-        {
+        let link = answer_known(stream, key, remote, name, self.identity.name()).await?;
+        tracing::info!(peer = %link.peer().id, %remote, "link accepted");
+        if self.accepted.try_send(link).is_err() {
             tracing::warn!(%remote, "link dropped: {ACCEPT_QUEUE} links are waiting to be taken");
         }
         Ok(())
@@ -293,6 +282,18 @@ pub(crate) async fn greet_dialler(
     own_name: &str,
 ) -> Result<Link, Error> {
     let name = read_info(&mut stream).await?;
+    answer_known(stream, key, remote, name, own_name).await
+}
+
+/// The listening side's last step once the dialler (`key`, calling itself `name`) is known: our
+/// name, then the open link.
+async fn answer_known(
+    mut stream: tokio_rustls::server::TlsStream<TcpStream>,
+    key: Fingerprint,
+    remote: SocketAddr,
+    name: String,
+    own_name: &str,
+) -> Result<Link, Error> {
     send_info(&mut stream, own_name).await?;
     let peer = PairedPeer {
         id: key.device_id(),

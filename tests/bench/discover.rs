@@ -96,15 +96,8 @@ pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabEr
         eprintln!("zeroconf: /usr/bin/python3 cannot import zeroconf; skipped");
         return Ok(());
     }
-    let lab = Lab::new("bench_zeroconf")?;
-    let resident = lab.add_host(HostSpec::new())?;
-    let browser = lab.add_host(HostSpec::new())?;
+    let (_lab, browser, _running) = mdns_resident("bench_zeroconf")?;
     let config = order("mdns");
-    let _running = Localpair::on(&resident)?
-        .config(&config)?
-        .args(["discover", "--timeout", "3600"])
-        .spawn()?;
-    std::thread::sleep(SETTLE);
     let mut ours = Vec::new();
     for _ in 0..options.runs {
         let report = json_run(
@@ -136,15 +129,8 @@ pub(crate) fn zeroconf(table: &mut Table, options: &Options) -> Result<(), LabEr
 /// mdns, debug log) in one host against a resident peer in another, with tcpdump on the
 /// newcomer's interface. Log lines and packets carry the same wall clock.
 pub(crate) fn mdns_timeline(table: &mut Table, options: &Options) -> Result<(), LabError> {
-    let lab = Lab::new("bench_mdns_timeline")?;
-    let resident = lab.add_host(HostSpec::new())?;
-    let newcomer = lab.add_host(HostSpec::new())?;
+    let (_lab, newcomer, _running) = mdns_resident("bench_mdns_timeline")?;
     let config = order("mdns");
-    let _running = Localpair::on(&resident)?
-        .config(&config)?
-        .args(["discover", "--timeout", "3600"])
-        .spawn()?;
-    std::thread::sleep(SETTLE);
     let mut us = vec![std::net::IpAddr::from(newcomer.addr())];
     us.extend(newcomer.link_local_v6()?.map(std::net::IpAddr::from));
     let mut phases: [Vec<f64>; 6] = Default::default();
@@ -238,4 +224,18 @@ fn log_time(line: &str) -> Option<f64> {
     let m: f64 = parts.next()?.parse().ok()?;
     let s: f64 = parts.next()?.parse().ok()?;
     Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// Two hosts, the first running `discover` with only mDNS, settled: the resident responder an
+/// mDNS measurement browses for from the second, which is returned.
+fn mdns_resident(name: &str) -> Result<(Lab, Host, ChildGuard), LabError> {
+    let lab = Lab::new(name)?;
+    let resident = lab.add_host(HostSpec::new())?;
+    let other = lab.add_host(HostSpec::new())?;
+    let running = Localpair::on(&resident)?
+        .config(&order("mdns"))?
+        .args(["discover", "--timeout", "3600"])
+        .spawn()?;
+    std::thread::sleep(SETTLE);
+    Ok((lab, other, running))
 }

@@ -9,7 +9,7 @@ use localpair_core::bind::Fallback;
 use localpair_core::identity::Identity;
 use localpair_core::serve::{Admission, Limits, accept_loop};
 use localpair_core::tls;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -181,12 +181,10 @@ impl ShortHost {
     ) -> Result<Self, Error> {
         let bound =
             localpair_core::bind::listen("short-code pairing", &options.listen_on, options.port)?;
-        let listeners = bound.listeners;
-        let local_addrs = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<Result<Vec<_>, _>>()
+        let local_addrs = bound
+            .local_addrs()
             .map_err(|e| Error::io("short-code listener address", e))?;
+        let listeners = bound.listeners;
         let now = Instant::now();
         let (paired_tx, paired_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
